@@ -1,0 +1,4 @@
+//! smtpsend: a sendmail-compatible SMTP submission client.
+#![forbid(unsafe_code)]
+pub mod message;
+pub mod smtp;

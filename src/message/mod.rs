@@ -1,0 +1,1 @@
+//! The message: header block, `-t` envelope rules, Bcc removal.

@@ -1,0 +1,7 @@
+//! The session engine: an SMTP/LMTP client with the semantics of Python's
+//! `smtplib.SMTP` object. It never prints and never exits; every failure is
+//! an [`Error`].
+pub mod auth;
+pub mod error;
+
+pub use error::Error;
