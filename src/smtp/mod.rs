@@ -3,5 +3,7 @@
 //! an [`Error`].
 pub mod auth;
 pub mod error;
+pub mod reply;
 
-pub use error::Error;
+pub use error::{Error, Refused, Secret};
+pub use reply::{EnhancedCode, Reply};

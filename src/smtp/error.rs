@@ -1,0 +1,205 @@
+//! The engine's error type: one variant per exception class of Python's
+//! `smtplib`, plus the transport failures smtplib leaves to `OSError`.
+//!
+//! Every variant that comes from a server reply carries the [`Reply`] so the
+//! server's own code and text reach the user. [`Error::is_transient`] says
+//! whether trying the same thing later could succeed: that decides between
+//! queueing a message and giving up on it.
+
+use std::fmt;
+use std::io;
+
+use super::reply::Reply;
+
+/// The recipients a server refused, each with the reply it gave, in the
+/// order they were given (smtplib returns an insertion-ordered dict).
+pub type Refused = Vec<(String, Reply)>;
+
+/// Everything the session engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `SMTPServerDisconnected`: the connection is gone (or was never made);
+    /// the session must `connect` again.
+    #[error("server disconnected: {0}")]
+    ServerDisconnected(String),
+
+    /// `SMTPConnectError`: the greeting was not 220.
+    #[error("connection refused by server: {0}")]
+    Connect(Reply),
+
+    /// `SMTPHeloError`: both EHLO and HELO were refused.
+    #[error("HELO/EHLO refused: {0}")]
+    Helo(Reply),
+
+    /// `SMTPSenderRefused`: MAIL FROM was refused.
+    #[error("sender <{sender}> refused: {reply}")]
+    SenderRefused { reply: Reply, sender: String },
+
+    /// `SMTPRecipientsRefused`: every recipient was refused.
+    #[error("all recipients refused: {}", describe_refused(.0))]
+    RecipientsRefused(Refused),
+
+    /// `SMTPDataError`: DATA, BDAT or the message itself was refused.
+    #[error("message refused: {0}")]
+    Data(Reply),
+
+    /// `SMTPAuthenticationError`: the server refused the credentials.
+    /// `detail` holds what a mechanism learned beyond the reply, such as
+    /// the JSON error of an OAuth bearer failure.
+    #[error("authentication failed: {reply}{}", .detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Authentication {
+        reply: Reply,
+        detail: Option<String>,
+    },
+
+    /// `SMTPResponseException`: any other unexpected reply.
+    #[error("unexpected reply: {0}")]
+    Response(Reply),
+
+    /// `SMTPNotSupportedError`: the command or option needs an extension
+    /// the server does not offer.
+    #[error("not supported by server: {0}")]
+    NotSupported(String),
+
+    /// The message is larger than the server's advertised SIZE limit; it
+    /// was refused before any data was sent.
+    #[error("message of {size} bytes exceeds the server's SIZE limit of {limit} bytes")]
+    MessageTooLarge { size: u64, limit: u64 },
+
+    /// The server broke the protocol: a malformed, oversized or
+    /// inconsistent reply. The connection is closed.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// Authentication could not be attempted or was aborted on our side:
+    /// no common mechanism, a bad server challenge, a SCRAM server
+    /// signature that does not verify, credentials over plaintext.
+    #[error("{0}")]
+    AuthRefusedLocally(String),
+
+    /// The caller gave something that cannot be sent: an address with a
+    /// line break, a bad host string, a non-ASCII address without
+    /// SMTPUTF8.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// A wait for the server exceeded its timeout.
+    #[error("timed out after {0} s waiting for the server")]
+    Timeout(u64),
+
+    /// TLS could not be established or failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+
+    /// Name resolution failed for the host.
+    #[error("cannot resolve host {host}: {source}")]
+    Resolve { host: String, source: io::Error },
+
+    /// Any other I/O failure on the connection or reading the message.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the same attempt could succeed later (queue and retry) as
+    /// opposed to a refusal that will not change (bounce).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::ServerDisconnected(_)
+            | Error::Timeout(_)
+            | Error::Resolve { .. }
+            | Error::Io { .. } => true,
+            Error::Connect(r)
+            | Error::Helo(r)
+            | Error::Data(r)
+            | Error::Response(r)
+            | Error::SenderRefused { reply: r, .. }
+            | Error::Authentication { reply: r, .. } => r.is_transient(),
+            // Transient only if every refusal was.
+            Error::RecipientsRefused(m) => !m.is_empty() && m.iter().all(|(_, r)| r.is_transient()),
+            // A handshake that failed on I/O is transient; a certificate
+            // that does not verify will not verify later either.
+            Error::Tls(_) => false,
+            Error::NotSupported(_)
+            | Error::MessageTooLarge { .. }
+            | Error::Protocol(_)
+            | Error::AuthRefusedLocally(_)
+            | Error::InvalidInput(_) => false,
+        }
+    }
+
+    /// The server reply this error carries, if any.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Error::Connect(r)
+            | Error::Helo(r)
+            | Error::Data(r)
+            | Error::Response(r)
+            | Error::SenderRefused { reply: r, .. }
+            | Error::Authentication { reply: r, .. } => Some(r),
+            Error::RecipientsRefused(m) => m.first().map(|(_, r)| r),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+fn describe_refused(m: &Refused) -> String {
+    let mut out = String::new();
+    for (i, (addr, reply)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        out.push_str(&format!("<{addr}>: {reply}"));
+    }
+    out
+}
+
+/// A secret (password, token) that never shows in `Debug` or `Display`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
