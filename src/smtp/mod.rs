@@ -2,8 +2,17 @@
 //! `smtplib.SMTP` object. It never prints and never exits; every failure is
 //! an [`Error`].
 pub mod auth;
+pub mod command;
+pub mod data;
 pub mod error;
+pub mod extension;
 pub mod reply;
+pub mod session;
+pub mod stream;
 
+pub use data::BodyInfo;
 pub use error::{Error, Refused, Secret};
+pub use extension::Extensions;
 pub use reply::{EnhancedCode, Reply};
+pub use session::{Dsn, Envelope, Protocol, SendOptions, SessionOptions, Smtp};
+pub use stream::{TlsInfo, TlsOptions};

@@ -194,7 +194,9 @@ pub fn parse_line(raw: &[u8]) -> Result<ReplyLine<'_>, ParseError> {
             shown()
         )));
     }
-    let code = u16::from(line[0] - b'0') * 100 + u16::from(line[1] - b'0') * 10 + u16::from(line[2] - b'0');
+    let code = u16::from(line[0] - b'0') * 100
+        + u16::from(line[1] - b'0') * 10
+        + u16::from(line[2] - b'0');
     if !(200..600).contains(&code) {
         return Err(ParseError(format!("reply code {code} out of range")));
     }
@@ -297,7 +299,10 @@ mod tests {
         .unwrap();
         assert_eq!(r.code(), 250);
         assert_eq!(r.lines().len(), 5);
-        assert_eq!(r.text(), "foo.com greets bar.com\n8BITMIME\nSIZE\nDSN\nHELP");
+        assert_eq!(
+            r.text(),
+            "foo.com greets bar.com\n8BITMIME\nSIZE\nDSN\nHELP"
+        );
     }
 
     #[test]
@@ -318,7 +323,11 @@ mod tests {
             b"2500 OK\r\n",
             b"250 \xff\xfe\r\n",
         ] {
-            assert!(parse_reply(bad).is_err(), "{:?} accepted", String::from_utf8_lossy(bad));
+            assert!(
+                parse_reply(bad).is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -363,7 +372,10 @@ mod tests {
 
     #[test]
     fn display_is_one_safe_line() {
-        let r = Reply::new(550, vec!["5.7.1 denied\x1b[31m".into(), "see policy".into()]);
+        let r = Reply::new(
+            550,
+            vec!["5.7.1 denied\x1b[31m".into(), "see policy".into()],
+        );
         assert_eq!(r.to_string(), "550 5.7.1 denied?[31m / see policy");
     }
 

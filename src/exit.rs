@@ -1,0 +1,143 @@
+//! Exit status: the sysexits(3) codes, and the one table that maps every
+//! failure to one of them, as msmtp keeps it. Only the binary's edge turns
+//! these into a process exit.
+
+use crate::smtp::Error;
+
+/// sysexits.h codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Sysexit {
+    Ok = 0,
+    /// EX_USAGE: bad command line.
+    Usage = 64,
+    /// EX_DATAERR: the message or an address in it is malformed.
+    DataErr = 65,
+    /// EX_NOINPUT: no message, or an input file that cannot be read.
+    NoInput = 66,
+    /// EX_NOUSER: every recipient was refused.
+    NoUser = 67,
+    /// EX_NOHOST: the relay's name does not resolve.
+    NoHost = 68,
+    /// EX_UNAVAILABLE: a permanent refusal.
+    Unavailable = 69,
+    /// EX_SOFTWARE: a bug in smtpsend.
+    Software = 70,
+    /// EX_OSERR.
+    OsErr = 71,
+    /// EX_CANTCREAT: an output file (Maildir, spool) cannot be written.
+    CantCreate = 73,
+    /// EX_IOERR: a local I/O failure.
+    IoErr = 74,
+    /// EX_TEMPFAIL: try again later.
+    TempFail = 75,
+    /// EX_PROTOCOL: the server broke the protocol.
+    Protocol = 76,
+    /// EX_NOPERM: authentication refused.
+    NoPerm = 77,
+    /// EX_CONFIG: bad configuration.
+    Config = 78,
+}
+
+impl Sysexit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The exit status for an engine error.
+pub fn for_smtp(e: &Error) -> Sysexit {
+    use Sysexit::*;
+    if e.is_transient() {
+        return match e {
+            // A name that does not resolve is EX_NOHOST even though DNS
+            // may come back: that is what callers test for.
+            Error::Resolve { .. } => NoHost,
+            _ => TempFail,
+        };
+    }
+    match e {
+        Error::RecipientsRefused(_) => NoUser,
+        Error::Authentication { .. } | Error::AuthRefusedLocally(_) => NoPerm,
+        Error::Helo(_) | Error::Protocol(_) => Protocol,
+        Error::InvalidInput(_) | Error::MessageTooLarge { .. } => DataErr,
+        Error::Resolve { .. } => NoHost,
+        Error::Io { .. } => IoErr,
+        _ => Unavailable,
+    }
+}
+
+/// What the user can do about an engine error, for the end of the one
+/// error line.
+pub fn hint(e: &Error) -> Option<&'static str> {
+    Some(match e {
+        Error::Resolve { .. } => "check the relay's host name",
+        Error::Io { .. } if e.to_string().contains("refused") => {
+            "check the relay's host and port, and that it is running"
+        }
+        Error::Io { .. } | Error::ServerDisconnected(_) | Error::Timeout(_) => {
+            "the relay is unreachable or slow; try again later"
+        }
+        Error::Tls(m) if m.contains("certificate") || m.contains("verify") => {
+            "give the relay's CA with --tls-ca-file, or pin its certificate"
+        }
+        Error::Tls(_) => "check the TLS mode (--tls) matches the port",
+        Error::NotSupported(m) if m.contains("STARTTLS") => {
+            "the relay offers no STARTTLS: use --tls tls on its TLS port, or --tls none only on a trusted network"
+        }
+        Error::Authentication { .. } => "check the user name and password",
+        Error::MessageTooLarge { .. } => "send a smaller message or use another relay",
+        Error::Protocol(_) => "the relay is broken or is not an SMTP server; check host and port",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::Reply;
+
+    fn r(code: u16) -> Reply {
+        Reply::new(code, vec!["x".into()])
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(for_smtp(&Error::Connect(r(421))), Sysexit::TempFail);
+        assert_eq!(for_smtp(&Error::Connect(r(554))), Sysexit::Unavailable);
+        assert_eq!(
+            for_smtp(&Error::SenderRefused {
+                reply: r(550),
+                sender: "a".into()
+            }),
+            Sysexit::Unavailable
+        );
+        assert_eq!(
+            for_smtp(&Error::RecipientsRefused(vec![("a".into(), r(550))])),
+            Sysexit::NoUser
+        );
+        assert_eq!(
+            for_smtp(&Error::RecipientsRefused(vec![("a".into(), r(450))])),
+            Sysexit::TempFail
+        );
+        assert_eq!(for_smtp(&Error::Data(r(452))), Sysexit::TempFail);
+        assert_eq!(for_smtp(&Error::Data(r(554))), Sysexit::Unavailable);
+        assert_eq!(
+            for_smtp(&Error::Authentication {
+                reply: r(535),
+                detail: None
+            }),
+            Sysexit::NoPerm
+        );
+        assert_eq!(for_smtp(&Error::Protocol("x".into())), Sysexit::Protocol);
+        assert_eq!(for_smtp(&Error::Timeout(3)), Sysexit::TempFail);
+        assert_eq!(
+            for_smtp(&Error::ServerDisconnected("x".into())),
+            Sysexit::TempFail
+        );
+        assert_eq!(
+            for_smtp(&Error::MessageTooLarge { size: 2, limit: 1 }),
+            Sysexit::DataErr
+        );
+    }
+}
