@@ -65,8 +65,12 @@ pub struct SessionOptions {
     /// SMTP or LMTP.
     pub protocol: Protocol,
     /// Use BDAT (RFC 3030) instead of DATA when the server offers
-    /// CHUNKING.
+    /// CHUNKING and PIPELINING.
     pub chunking: bool,
+    /// Allow AUTH over a connection that is neither TLS nor to this
+    /// machine. Off by default: credentials would cross the network in
+    /// the clear.
+    pub allow_plaintext_auth: bool,
 }
 
 impl Default for SessionOptions {
@@ -80,6 +84,7 @@ impl Default for SessionOptions {
             tls: TlsOptions::new(),
             protocol: Protocol::Smtp,
             chunking: false,
+            allow_plaintext_auth: false,
         }
     }
 }
