@@ -30,11 +30,13 @@
 
 mod cram_md5;
 mod external;
+mod oauth;
 mod plain;
 mod scram;
 
 pub use cram_md5::CramMd5;
 pub use external::External;
+pub use oauth::{OAuthBearer, XOAuth2};
 pub use plain::{Login, Plain};
 pub use scram::{MAX_ITERATIONS, Scram, ScramHash};
 
@@ -182,14 +184,18 @@ pub fn password_mechanism(name: &str, creds: &Credentials) -> Option<Box<dyn Mec
 }
 
 /// Any mechanism this module knows, by name (case-insensitive): the
-/// password mechanisms of [`password_mechanism`], plus EXTERNAL (with
-/// `creds.authzid`, or empty). `None` for an unknown name.
+/// password mechanisms of [`password_mechanism`], plus XOAUTH2 and
+/// OAUTHBEARER (with `creds.secret` as the bearer token; OAUTHBEARER
+/// without host and port, see [`OAuthBearer::with_server`]) and EXTERNAL
+/// (with `creds.authzid`, or empty). `None` for an unknown name.
 pub fn mechanism(name: &str, creds: &Credentials) -> Option<Box<dyn Mechanism + Send>> {
     if let Some(m) = password_mechanism(name, creds) {
         return Some(m);
     }
     let upper = name.to_ascii_uppercase();
     Some(match upper.as_str() {
+        "XOAUTH2" => Box::new(XOAuth2::new(creds)),
+        "OAUTHBEARER" => Box::new(OAuthBearer::new(creds)),
         "EXTERNAL" => Box::new(External::new(creds.authzid.as_deref())),
         _ => return None,
     })
@@ -254,6 +260,11 @@ fn is_sasl_name(name: &str) -> bool {
 
 /// How much server text an error message quotes, in characters.
 const QUOTE_LIMIT: usize = 200;
+
+/// How much of an OAuth JSON error [`Mechanism::failure_detail`] keeps, in
+/// characters: enough for the documented fields, bounded against a server
+/// that sends megabytes.
+const DETAIL_LIMIT: usize = 1000;
 
 /// Server (or caller) bytes made safe for a one-line message: invalid UTF-8
 /// replaced, control characters escaped (no terminal escapes, no line
@@ -329,7 +340,7 @@ fn saslname(mechanism: &'static str, field: &'static str, name: &str) -> Result<
     Ok(name.replace('=', "=3D").replace(',', "=2C"))
 }
 
-/// The GS2 header that starts SCRAM client messages
+/// The GS2 header that starts SCRAM and OAUTHBEARER client messages
 /// (RFC 5801 §4): no channel binding (`n`) and the authorization identity,
 /// if any (an empty one is none).
 fn gs2_header(mechanism: &'static str, authzid: Option<&str>) -> Result<String, AuthError> {
@@ -359,8 +370,11 @@ mod tests {
     }
 
     #[test]
-    fn mechanism_adds_external() {
-        assert_eq!(mechanism("external", &creds()).unwrap().name(), "EXTERNAL");
+    fn mechanism_adds_oauth_and_external() {
+        for name in ["XOAUTH2", "OAUTHBEARER", "EXTERNAL"] {
+            let m = mechanism(&name.to_ascii_lowercase(), &creds()).unwrap();
+            assert_eq!(m.name(), name);
+        }
         assert!(mechanism("NTLM", &creds()).is_none());
         assert!(mechanism("", &creds()).is_none());
     }
