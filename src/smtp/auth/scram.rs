@@ -81,14 +81,14 @@ impl ScramHash {
     /// `Hi(password, salt, i)` of RFC 5802 §2.2, which is PBKDF2 with this
     /// HMAC and an output the size of the hash.
     fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        let mut out = vec![0; self.hash(b"").len()];
         match self {
-            ScramHash::Sha1 => pbkdf2::pbkdf2_hmac::<Sha1>(password, salt, iterations, &mut out),
+            ScramHash::Sha1 => {
+                pbkdf2::pbkdf2_hmac_array::<Sha1, 20>(password, salt, iterations).to_vec()
+            }
             ScramHash::Sha256 => {
-                pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, iterations, &mut out)
+                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
             }
         }
-        out
     }
 
     /// Whether `signature` is `HMAC(key, data)`, compared in constant time.
@@ -447,18 +447,32 @@ fn extensions<'a>(parts: impl Iterator<Item = &'a str>) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const SHA1_NONCE: &str = "fyko+d2lbbFgONRv9qkxdawL";
-    const SHA1_SERVER_FIRST: &str =
-        "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
-    const SHA1_CLIENT_FINAL: &str =
-        "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
-    const SHA1_SERVER_FINAL: &str = "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=";
+    /// One of the RFCs' example exchanges, user "user", password "pencil".
+    struct Vector {
+        hash: ScramHash,
+        nonce: &'static str,
+        server_first: &'static str,
+        client_final: &'static str,
+        server_final: &'static str,
+    }
 
-    const SHA256_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
-    const SHA256_SERVER_FIRST: &str =
-        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-    const SHA256_CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-    const SHA256_SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    /// RFC 5802 §5.
+    const RFC5802: Vector = Vector {
+        hash: ScramHash::Sha1,
+        nonce: "fyko+d2lbbFgONRv9qkxdawL",
+        server_first: "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+        client_final: "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+        server_final: "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=",
+    };
+
+    /// RFC 7677 §3.
+    const RFC7677: Vector = Vector {
+        hash: ScramHash::Sha256,
+        nonce: "rOprNGfwEbeRWgbNEkqO",
+        server_first: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+        client_final: "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+        server_final: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+    };
 
     const PASSWORD: &str = "pencil";
 
@@ -466,20 +480,32 @@ mod tests {
         Credentials::new("user", PASSWORD)
     }
 
-    fn sha1() -> Scram {
-        Scram::with_nonce(ScramHash::Sha1, &creds(), SHA1_NONCE).unwrap()
+    fn start(v: &Vector) -> Scram {
+        Scram::with_nonce(v.hash, &creds(), v.nonce).unwrap()
     }
 
-    /// A SCRAM-SHA-1 exchange with the RFC 5802 vector, up to the
-    /// client-final message.
-    fn sha1_after_client_final() -> Scram {
-        let mut m = sha1();
-        m.initial_response().unwrap();
+    fn sha1() -> Scram {
+        start(&RFC5802)
+    }
+
+    /// An exchange run to the vector's client-final message, checking
+    /// every message on the way.
+    fn after_client_final(v: &Vector) -> Scram {
+        let mut m = start(v);
+        assert_eq!(m.name(), v.hash.mechanism_name());
         assert_eq!(
-            m.respond(SHA1_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA1_CLIENT_FINAL.as_bytes()
+            m.initial_response().unwrap().unwrap(),
+            format!("n,,n=user,r={}", v.nonce).as_bytes()
+        );
+        assert_eq!(
+            m.respond(v.server_first.as_bytes()).unwrap(),
+            v.client_final.as_bytes()
         );
         m
+    }
+
+    fn sha1_after_client_final() -> Scram {
+        after_client_final(&RFC5802)
     }
 
     fn assert_bad_challenge(result: Result<Vec<u8>, AuthError>, needle: &str) {
@@ -502,44 +528,19 @@ mod tests {
     }
 
     #[test]
-    fn rfc5802_scram_sha1_example() {
-        // RFC 5802 §5.
-        let mut m = sha1();
-        assert_eq!(m.name(), "SCRAM-SHA-1");
-        assert_eq!(
-            m.initial_response().unwrap().unwrap(),
-            format!("n,,n=user,r={SHA1_NONCE}").as_bytes()
-        );
-        assert_eq!(
-            m.respond(SHA1_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA1_CLIENT_FINAL.as_bytes()
-        );
-        assert_eq!(m.respond(SHA1_SERVER_FINAL.as_bytes()).unwrap(), b"");
-        assert_eq!(m.finish(), Ok(()));
-        assert_eq!(m.failure_detail(), None);
-    }
-
-    #[test]
-    fn rfc7677_scram_sha256_example() {
-        // RFC 7677 §3.
-        let mut m = Scram::with_nonce(ScramHash::Sha256, &creds(), SHA256_NONCE).unwrap();
-        assert_eq!(m.name(), "SCRAM-SHA-256");
-        assert_eq!(
-            m.initial_response().unwrap().unwrap(),
-            format!("n,,n=user,r={SHA256_NONCE}").as_bytes()
-        );
-        assert_eq!(
-            m.respond(SHA256_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA256_CLIENT_FINAL.as_bytes()
-        );
-        assert_eq!(m.respond(SHA256_SERVER_FINAL.as_bytes()).unwrap(), b"");
-        assert_eq!(m.finish(), Ok(()));
+    fn rfc_examples() {
+        for v in [RFC5802, RFC7677] {
+            let mut m = after_client_final(&v);
+            assert_eq!(m.respond(v.server_final.as_bytes()).unwrap(), b"");
+            assert_eq!(m.finish(), Ok(()));
+            assert_eq!(m.failure_detail(), None);
+        }
     }
 
     #[test]
     fn server_final_extensions_are_ignored() {
         let mut m = sha1_after_client_final();
-        let server_final = format!("{SHA1_SERVER_FINAL},x=later");
+        let server_final = format!("{},x=later", RFC5802.server_final);
         assert_eq!(m.respond(server_final.as_bytes()).unwrap(), b"");
         assert_eq!(m.finish(), Ok(()));
     }
@@ -549,24 +550,25 @@ mod tests {
         let mut m = sha1();
         assert_eq!(
             m.respond(b"").unwrap(),
-            format!("n,,n=user,r={SHA1_NONCE}").as_bytes()
+            format!("n,,n=user,r={}", RFC5802.nonce).as_bytes()
         );
         assert_eq!(
-            m.respond(SHA1_SERVER_FIRST.as_bytes()).unwrap(),
-            SHA1_CLIENT_FINAL.as_bytes()
+            m.respond(RFC5802.server_first.as_bytes()).unwrap(),
+            RFC5802.client_final.as_bytes()
         );
     }
 
     #[test]
     fn wrong_server_signature_is_refused_and_not_authenticated() {
         let mut m = sha1_after_client_final();
-        // The SHA-256 vector's signature, and a valid one with a bit flipped.
+        // The RFC's signature with its last bits changed, then the other
+        // RFC's signature.
         let err = m.respond(b"v=rmF9pqV8S7suAoZWja4dJRkFsKU=").unwrap_err();
         assert_eq!(err, AuthError::ServerSignatureMismatch("SCRAM-SHA-1"));
         assert_eq!(m.finish(), Err(AuthError::ServerNotVerified("SCRAM-SHA-1")));
 
         let mut m = sha1_after_client_final();
-        let err = m.respond(SHA256_SERVER_FINAL.as_bytes()).unwrap_err();
+        let err = m.respond(RFC7677.server_final.as_bytes()).unwrap_err();
         assert_eq!(err, AuthError::ServerSignatureMismatch("SCRAM-SHA-1"));
     }
 
@@ -574,9 +576,7 @@ mod tests {
     fn a_near_miss_sha256_signature_is_refused() {
         // Shares its first 22 characters with RFC 7677's signature: a
         // comparison that stopped early, or on a prefix, would accept it.
-        let mut m = Scram::with_nonce(ScramHash::Sha256, &creds(), SHA256_NONCE).unwrap();
-        m.initial_response().unwrap();
-        m.respond(SHA256_SERVER_FIRST.as_bytes()).unwrap();
+        let mut m = after_client_final(&RFC7677);
         let err = m
             .respond(b"v=6rriTRBi23WpRR/wtup+mMhK1CLvFi8DDZFKPGMJvWY=")
             .unwrap_err();
@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn a_challenge_after_verification_is_refused_but_verification_stands() {
         let mut m = sha1_after_client_final();
-        m.respond(SHA1_SERVER_FINAL.as_bytes()).unwrap();
+        m.respond(RFC5802.server_final.as_bytes()).unwrap();
         assert_eq!(
             m.respond(b""),
             Err(AuthError::UnexpectedChallenge("SCRAM-SHA-1"))
@@ -646,7 +646,7 @@ mod tests {
         m.initial_response().unwrap();
         assert!(m.respond(b"garbage").is_err());
         assert_eq!(
-            m.respond(SHA1_SERVER_FIRST.as_bytes()),
+            m.respond(RFC5802.server_first.as_bytes()),
             Err(AuthError::UnexpectedChallenge("SCRAM-SHA-1"))
         );
     }
@@ -734,7 +734,7 @@ mod tests {
     fn server_first_extensions_after_the_count_are_ignored() {
         let mut m = sha1();
         m.initial_response().unwrap();
-        let server_first = format!("{SHA1_SERVER_FIRST},x=extra");
+        let server_first = format!("{},x=extra", RFC5802.server_first);
         // Still a valid proof, over the message as received.
         assert!(m.respond(server_first.as_bytes()).is_ok());
     }
@@ -802,7 +802,7 @@ mod tests {
     fn no_error_shows_the_password() {
         let mut errors = vec![
             server_first_error("r=x").unwrap_err(),
-            server_first_error(&format!("{SHA1_SERVER_FIRST},,")).unwrap_err(),
+            server_first_error(&format!("{},,", RFC5802.server_first)).unwrap_err(),
             sha1_after_client_final().respond(b"v=AAAA").unwrap_err(),
             sha1_after_client_final()
                 .respond(b"e=other-error")
@@ -813,7 +813,7 @@ mod tests {
                 .unwrap(),
         ];
         let mut m = sha1_after_client_final();
-        m.respond(SHA1_SERVER_FINAL.as_bytes()).unwrap();
+        m.respond(RFC5802.server_final.as_bytes()).unwrap();
         errors.push(m.respond(b"").unwrap_err());
         for err in errors {
             for text in [err.to_string(), format!("{err:?}")] {
@@ -827,7 +827,7 @@ mod tests {
     fn hostile_server_first_messages_never_panic() {
         // Mutations of a valid message (with i=1, so every accepted
         // mutation stays cheap), from a fixed linear congruential sequence.
-        let base = format!("r={SHA1_NONCE}srv,s=QSXCR+Q6sek8bf92,i=1");
+        let base = format!("r={}srv,s=QSXCR+Q6sek8bf92,i=1", RFC5802.nonce);
         let mut seed: u32 = 12345;
         let mut next = move || {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
