@@ -101,7 +101,11 @@ impl Smtp {
     /// Credentials are never sent over a connection that is neither TLS
     /// nor to this machine, unless the session allows it
     /// ([`SessionOptions::allow_plaintext_auth`](super::SessionOptions)).
-    pub fn auth(&mut self, mech: &mut dyn Mechanism, initial_response_ok: bool) -> Result<Reply, Error> {
+    pub fn auth(
+        &mut self,
+        mech: &mut dyn Mechanism,
+        initial_response_ok: bool,
+    ) -> Result<Reply, Error> {
         self.ehlo_or_helo_if_needed()?;
         let name = mech.name().to_ascii_uppercase();
         if !self.is_tls() && !self.is_local_peer() && !self.options().allow_plaintext_auth {
@@ -148,7 +152,12 @@ impl Smtp {
                     "AUTH {name}: the server sent more than {MAX_CHALLENGES} challenges (last: {reply})"
                 )));
             }
-            let text = reply.lines().first().map(String::as_str).unwrap_or("").trim();
+            let text = reply
+                .lines()
+                .first()
+                .map(String::as_str)
+                .unwrap_or("")
+                .trim();
             let challenge = match B64.decode(text) {
                 Ok(c) => c,
                 Err(_) => {

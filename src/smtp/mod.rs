@@ -6,6 +6,7 @@ pub mod command;
 pub mod data;
 pub mod error;
 pub mod extension;
+mod login;
 pub mod reply;
 pub mod session;
 pub mod stream;
