@@ -330,6 +330,10 @@ fn starttls_with_injected_plaintext_is_visible_to_a_naive_client() {
     );
     assert!(c.cmd("STARTTLS").starts_with("554 "), "TLS already active");
     c.cmd("QUIT");
+    assert!(
+        c.sees_close(),
+        "close_notify after QUIT reads as a clean EOF"
+    );
 
     let t = server.finish();
     let conn = t.conn();
@@ -444,6 +448,14 @@ fn disconnect_at_each_step() {
     let t = server.finish();
     assert_eq!(t.conn().ending, Ending::ServerClosed);
     assert_eq!(t.conn().verbs(), ["EHLO", "MAIL"]);
+
+    // After the EHLO reply.
+    let server = ScriptedServer::start(Script::new().disconnect_after(Step::Ehlo));
+    let mut c = Client::connect(server.addr());
+    c.reply();
+    assert_eq!(code(&c.cmd("EHLO c")), "250");
+    assert!(c.sees_close());
+    assert_eq!(server.finish().conn().ending, Ending::ServerClosed);
 
     // Mid-DATA after at least 10 content bytes.
     let server = ScriptedServer::start(Script::new().disconnect_at(Step::DataBytes(10)));

@@ -412,6 +412,16 @@ impl RawConn {
         Ok(())
     }
 
+    /// The orderly close after QUIT: flush, TLS close_notify, then as
+    /// [`close_abruptly`](RawConn::close_abruptly).
+    pub(crate) fn close_gracefully(&mut self) {
+        let _ = self.flush();
+        if let Stream::Tls(tls) = &mut self.stream {
+            let _ = tls.shutdown();
+        }
+        self.close_abruptly();
+    }
+
     /// Flush what can be flushed, send FIN, swallow what the client already
     /// sent (so the kernel sends FIN rather than RST), and drop the socket.
     pub(crate) fn close_abruptly(&mut self) {

@@ -189,6 +189,8 @@ pub enum Action {
     /// Close the connection instead of answering (pending replies to earlier
     /// pipelined commands are flushed first).
     Disconnect,
+    /// Send the reply (and anything queued before it), then close.
+    DisconnectAfter,
     /// Say nothing for this long (reading nothing either), then go on. Ends
     /// early if the client closes or the test calls `finish()`.
     Stall(Duration),
@@ -204,6 +206,7 @@ impl fmt::Debug for Action {
             Action::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
             Action::Raw(b) => write!(f, "Raw({} bytes)", b.len()),
             Action::Disconnect => f.write_str("Disconnect"),
+            Action::DisconnectAfter => f.write_str("DisconnectAfter"),
             Action::Stall(d) => f.debug_tuple("Stall").field(d).finish(),
             Action::Drip(d) => f.debug_tuple("Drip").field(d).finish(),
             Action::Hook(_) => f.write_str("Hook(..)"),
@@ -323,7 +326,7 @@ pub(crate) enum AuthMode {
 /// Precedence for a command's reply: the built-in default, then the first
 /// matching [`reply_to`](Script::reply_to) rule, then the last matching
 /// [`Action::Reply`] at that step. Then, in this order: stalls, a disconnect,
-/// a hook, raw bytes or drip.
+/// a hook, raw bytes or drip, a disconnect after the reply.
 #[derive(Clone)]
 pub struct Script {
     pub(crate) greeting: String,
@@ -485,6 +488,12 @@ impl Script {
     /// Close the socket at `at` instead of answering.
     pub fn disconnect_at(self, at: impl Into<At>) -> Script {
         self.at(at, Action::Disconnect)
+    }
+
+    /// Answer at `at`, then close the socket (e.g. right after the EHLO
+    /// reply).
+    pub fn disconnect_after(self, at: impl Into<At>) -> Script {
+        self.at(at, Action::DisconnectAfter)
     }
 
     /// Stop answering (and reading) for `how_long` at `at`, then go on.

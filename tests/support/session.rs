@@ -291,16 +291,19 @@ impl Session<'_> {
             Sent::Normal
         };
         let bytes = raw.unwrap_or(bytes);
-        if bytes.is_empty() {
-            return Ok(sent);
-        }
         let drip = actions.iter().find_map(|a| match a {
             Action::Drip(d) => Some(*d),
             _ => None,
         });
         match drip {
+            _ if bytes.is_empty() => {}
             Some(d) => self.c.drip(&bytes, d)?,
             None => self.c.queue_reply(&bytes),
+        }
+        let close_after = actions.iter().any(|a| matches!(a, Action::DisconnectAfter));
+        if close_after {
+            self.c.close_abruptly();
+            return Err(Ending::ServerClosed);
         }
         Ok(sent)
     }
@@ -357,7 +360,7 @@ impl Session<'_> {
             "QUIT" => {
                 let r = self.step_reply(Step::Quit, over.unwrap_or("221 2.0.0 Bye".into()));
                 self.respond(Step::Quit, &r)?;
-                self.c.close_abruptly();
+                self.c.close_gracefully();
                 Err(Ending::Quit)
             }
             _ => {
