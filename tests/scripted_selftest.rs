@@ -241,7 +241,9 @@ fn refused_recipient_sender_and_sequencing() {
     let server = ScriptedServer::start(
         Script::new()
             .reply_to("RCPT TO:<bad@x>", "550 5.1.1 no such user")
-            .reply_to(Matcher::contains("<spammer@"), "553 5.7.1 go away"),
+            .reply_to(Matcher::contains("<spammer@"), "553 5.7.1 go away")
+            // nth counts every RCPT on the connection, refused ones included.
+            .reply_at(Step::Rcpt.nth(4), "452 4.5.3 too many recipients"),
     );
     let mut c = Client::connect(server.addr());
     c.reply();
@@ -263,6 +265,7 @@ fn refused_recipient_sender_and_sequencing() {
     assert_eq!(c.cmd("RCPT TO:<bad@x>"), "550 5.1.1 no such user\r\n");
     assert!(c.cmd("DATA").starts_with("554 "), "no valid recipients");
     assert_eq!(code(&c.cmd("RCPT TO:<good@x>")), "250");
+    assert_eq!(code(&c.cmd("RCPT TO:<third@x>")), "452");
     assert_eq!(code(&c.cmd("DATA")), "354");
     c.send(".\r\n");
     assert_eq!(code(&c.reply()), "250");
@@ -276,7 +279,7 @@ fn refused_recipient_sender_and_sequencing() {
     let t = server.finish();
     let m = &t.conn().messages[0];
     assert_eq!(m.rcpt_to, ["<good@x>"]);
-    assert_eq!(m.rcpt_refused, ["<bad@x>"]);
+    assert_eq!(m.rcpt_refused, ["<bad@x>", "<third@x>"]);
     assert!(m.content.is_empty() && m.completed);
 }
 

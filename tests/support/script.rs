@@ -479,6 +479,12 @@ impl Script {
         self.at(Step::EndOfData, Action::Reply(reply.to_string()))
     }
 
+    /// Answer with `reply` at `at`, e.g. `.reply_at(Step::Rcpt.nth(2), "452
+    /// 4.5.3 too many recipients")`.
+    pub fn reply_at(self, at: impl Into<At>, reply: &str) -> Script {
+        self.at(at, Action::Reply(reply.to_string()))
+    }
+
     /// Do `action` at `at` (a [`Step`] or a narrowed [`At`]).
     pub fn at(mut self, at: impl Into<At>, action: Action) -> Script {
         self.actions.push((at.into(), action));
