@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::auth::{self, Credentials, Mechanism};
 use super::reply::Reply;
-use super::session::Smtp;
+use super::session::{PlaintextAuth, Smtp};
 use super::{Error, Secret};
 
 /// Most challenges one exchange may have (smtplib's `_MAXCHALLENGE`);
@@ -100,7 +100,7 @@ impl Smtp {
     ///
     /// Credentials are never sent over a connection that is neither TLS
     /// nor to this machine, unless the session allows it
-    /// ([`SessionOptions::allow_plaintext_auth`](super::SessionOptions)).
+    /// ([`SessionOptions::plaintext_auth`](super::SessionOptions)).
     pub fn auth(
         &mut self,
         mech: &mut dyn Mechanism,
@@ -108,7 +108,12 @@ impl Smtp {
     ) -> Result<Reply, Error> {
         self.ehlo_or_helo_if_needed()?;
         let name = mech.name().to_ascii_uppercase();
-        if !self.is_tls() && !self.is_local_peer() && !self.options().allow_plaintext_auth {
+        let plaintext_ok = match self.options().plaintext_auth {
+            PlaintextAuth::Always => true,
+            PlaintextAuth::Loopback => self.is_local_peer(),
+            PlaintextAuth::Never => false,
+        };
+        if !self.is_tls() && !plaintext_ok {
             return Err(Error::AuthRefusedLocally(format!(
                 "refusing to send credentials (AUTH {name}) over an unencrypted connection: \
                  use STARTTLS or implicit TLS, or allow plaintext authentication explicitly"

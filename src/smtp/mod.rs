@@ -15,5 +15,5 @@ pub use data::BodyInfo;
 pub use error::{Error, Refused, Secret};
 pub use extension::Extensions;
 pub use reply::{EnhancedCode, Reply};
-pub use session::{Dsn, Envelope, Protocol, SendOptions, SessionOptions, Smtp};
+pub use session::{Dsn, Envelope, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp};
 pub use stream::{TlsInfo, TlsOptions};

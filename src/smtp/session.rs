@@ -67,10 +67,22 @@ pub struct SessionOptions {
     /// Use BDAT (RFC 3030) instead of DATA when the server offers
     /// CHUNKING and PIPELINING.
     pub chunking: bool,
-    /// Allow AUTH over a connection that is neither TLS nor to this
-    /// machine. Off by default: credentials would cross the network in
-    /// the clear.
-    pub allow_plaintext_auth: bool,
+    /// Where credentials may be sent without TLS.
+    pub plaintext_auth: PlaintextAuth,
+}
+
+/// Where AUTH may send credentials over a connection without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaintextAuth {
+    /// Never: TLS is required for every AUTH.
+    Never,
+    /// Only to this machine (a loopback address or a Unix socket), where
+    /// nothing crosses a network. The default.
+    #[default]
+    Loopback,
+    /// Anywhere: credentials cross the network in the clear. Only for a
+    /// network the user trusts, and only when asked for explicitly.
+    Always,
 }
 
 impl Default for SessionOptions {
@@ -84,7 +96,7 @@ impl Default for SessionOptions {
             tls: TlsOptions::new(),
             protocol: Protocol::Smtp,
             chunking: false,
-            allow_plaintext_auth: false,
+            plaintext_auth: PlaintextAuth::default(),
         }
     }
 }
