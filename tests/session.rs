@@ -383,7 +383,7 @@ fn data_refused_then_next_message_succeeds() {
 
 #[test]
 fn partial_refusal_returns_the_refused() {
-    for caps in [&DEFAULT_CAPS[..], &["SIZE 100000"][..]] {
+    for caps in [DEFAULT_CAPS, &["SIZE 100000"][..]] {
         let server = ScriptedServer::start(
             Script::new()
                 .ehlo_caps(caps)
