@@ -267,6 +267,19 @@ def check_plain_smtputf8():
     expect(re.search(r"with UTF8SMTP\b", received), f"Received does not say UTF8SMTP: {received}")
 
 
+def check_bare_lf_refused():
+    """smtpd_forbid_bare_newline = reject: a bare LF in DATA is an error."""
+    r = Raw(int(E["PLAIN_PORT"]))
+    r.reply()
+    for cmd in (b"EHLO check.example.net", b"MAIL FROM:<lf@example.net>", b"RCPT TO:<lf@example.org>", b"DATA"):
+        r.send(cmd + b"\r\n")
+        r.reply()
+    r.send(b"Subject: bare LF\r\n\r\nline one\nline two\r\n.\r\n")
+    code, lines = r.reply()
+    expect(code == 550 and "bare <LF>" in lines[0], f"bare LF got {lines}")
+    r.close()
+
+
 def check_selective_refusals():
     mark = marker()
     s = smtp("PLAIN_PORT")
