@@ -1,0 +1,526 @@
+//! Interop against real servers on 127.0.0.1: Postfix (plain, no
+//! pipelining, STARTTLS submission with Dovecot SASL, implicit TLS,
+//! OAuth bearer tokens), Dovecot LMTP over TCP and a Unix socket, and
+//! aiosmtpd. Both the library and the real binary are exercised.
+
+mod real;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use real::{RealServers, marker, run_cases};
+use smtpsend::smtp::auth::Credentials;
+use smtpsend::smtp::{Error, Protocol, Secret, SessionOptions, Smtp, TlsOptions};
+
+fn opts(s: &RealServers) -> SessionOptions {
+    let mut tls = TlsOptions::new();
+    tls.ca_file = Some(s.path("CA_FILE"));
+    tls.server_name = Some(s.get("TLS_NAME").to_owned());
+    SessionOptions {
+        local_hostname: Some("client.example".into()),
+        timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(10),
+        tls,
+        ..SessionOptions::default()
+    }
+}
+
+fn connect(s: &RealServers, port_key: &str, o: SessionOptions) -> Smtp {
+    let mut smtp = Smtp::new(o);
+    smtp.connect(s.get("HOST"), Some(s.port(port_key))).unwrap();
+    smtp
+}
+
+fn message(mark: &str, body: &str) -> Vec<u8> {
+    format!("From: a@example.org\nTo: b@example.org\nSubject: {mark}\n\n{body}").into_bytes()
+}
+
+/// The body Postfix stored, after its own headers (Return-Path, ...,
+/// Received) and ours.
+fn body_of(stored: &[u8]) -> String {
+    let s = String::from_utf8_lossy(stored).into_owned();
+    s.split_once("\n\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+fn plain_dots_and_bare_lf_arrive_byte_correct(s: &RealServers) {
+    let mark = marker("dots");
+    let body = ".leading dot\n..two dots\n.\nbare\rcr and crlf\r\nend";
+    let mut smtp = connect(s, "PLAIN_PORT", opts(s));
+    let refused = smtp
+        .sendmail(
+            "a@example.org",
+            &["dots@example.org"],
+            &message(&mark, body),
+            &[],
+            &[],
+        )
+        .unwrap();
+    assert!(refused.is_empty());
+    assert!(smtp.has_extn("pipelining"));
+    smtp.quit().unwrap();
+    let got = s.wait_for_mail(&s.postfix_maildir("example.org"), &mark);
+    // Maildir stores LF line ends; every bare CR became a line end.
+    assert_eq!(
+        body_of(&got),
+        ".leading dot\n..two dots\n.\nbare\ncr and crlf\nend\n"
+    );
+}
+
+fn no_pipelining_port_gets_lockstep_commands(s: &RealServers) {
+    // Postfix hangs up on unadvertised pipelining (554 synchronization
+    // error), so success here proves we wait for each reply.
+    let mark = marker("nopipe");
+    let mut smtp = connect(s, "NOPIPE_PORT", opts(s));
+    smtp.sendmail(
+        "a@example.org",
+        &["np1@example.org", "np2@example.com"],
+        &message(&mark, "x\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(!smtp.has_extn("pipelining"));
+    smtp.quit().unwrap();
+    s.wait_for_mail(&s.postfix_maildir("example.org"), &mark);
+    s.wait_for_mail(&s.postfix_maildir("example.com"), &mark);
+}
+
+fn refusals_partial_permanent_transient(s: &RealServers) {
+    let mark = marker("refuse");
+    let mut smtp = connect(s, "PLAIN_PORT", opts(s));
+    let refused = smtp
+        .sendmail(
+            "a@example.org",
+            &["x@reject.test", "ok@example.org", "y@defer.test"],
+            &message(&mark, "x\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+    let codes: Vec<(String, u16)> = refused.iter().map(|(a, r)| (a.clone(), r.code())).collect();
+    assert_eq!(
+        codes,
+        [("x@reject.test".into(), 550), ("y@defer.test".into(), 450)]
+    );
+    assert_eq!(refused[0].1.enhanced_code().unwrap().to_string(), "5.1.1");
+    // Every recipient refused, then the same session delivers.
+    let e = smtp
+        .sendmail(
+            "a@example.org",
+            &["x@reject.test"],
+            &message(&mark, "x\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::RecipientsRefused(_)), "{e:?}");
+    let e = smtp
+        .sendmail(
+            "a@example.org",
+            &["y@defer.test"],
+            &message(&mark, "x\n"),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    let mark2 = marker("after-refusal");
+    smtp.sendmail(
+        "a@example.org",
+        &["again@example.org"],
+        &message(&mark2, "x\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    smtp.quit().unwrap();
+    s.wait_for_mail(&s.postfix_maildir("example.org"), &mark2);
+}
+
+fn size_limit_from_real_server(s: &RealServers) {
+    let mut smtp = connect(s, "PLAIN_PORT", opts(s));
+    let limit: u64 = s.get("MESSAGE_SIZE_LIMIT").parse().unwrap();
+    let big = vec![b'x'; limit as usize + 10];
+    let e = smtp
+        .sendmail("a@example.org", &["b@example.org"], &big, &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, Error::MessageTooLarge { .. }), "{e:?}");
+    smtp.quit().unwrap();
+}
+
+fn smtputf8_declared_to_postfix(s: &RealServers) {
+    let mark = marker("utf8");
+    let mut smtp = connect(s, "PLAIN_PORT", opts(s));
+    smtp.sendmail(
+        "j\u{f6}rg@example.org",
+        &["b@example.org"],
+        &message(&mark, "gr\u{fc}\u{df}e\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    smtp.quit().unwrap();
+    let got = String::from_utf8_lossy(&s.wait_for_mail(&s.postfix_maildir("example.org"), &mark))
+        .into_owned();
+    assert!(
+        got.contains("with UTF8ESMTP") || got.contains("with UTF8SMTP"),
+        "{got}"
+    );
+}
+
+fn bdat_to_postfix(s: &RealServers) {
+    let mark = marker("bdat");
+    let mut o = opts(s);
+    o.chunking = true;
+    let mut smtp = connect(s, "PLAIN_PORT", o);
+    let body = ".dot\nline\n";
+    smtp.sendmail(
+        "a@example.org",
+        &["b@example.org"],
+        &message(&mark, body),
+        &[],
+        &[],
+    )
+    .unwrap();
+    smtp.quit().unwrap();
+    let got = s.wait_for_mail(&s.postfix_maildir("example.org"), &mark);
+    assert_eq!(body_of(&got), body);
+    // Postfix counts the commands it got in its disconnect line.
+    s.wait_for_log("POSTFIX_LOG", "bdat=1 quit=1");
+}
+
+fn starttls_login_each_mechanism(s: &RealServers) {
+    let creds = Credentials::new(s.get("SASL_USER"), s.get("SASL_PASSWORD"));
+    for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"] {
+        let mark = marker(&format!("auth-{mech}"));
+        let mut smtp = connect(s, "SUBMISSION_PORT", opts(s));
+        smtp.starttls().unwrap();
+        assert!(smtp.is_tls());
+        let r = smtp.login_with(&creds, Some(mech)).unwrap();
+        assert_eq!(r.code(), 235, "{mech}");
+        smtp.sendmail(
+            s.get("SASL_USER"),
+            &["rcpt@example.net"],
+            &message(&mark, "x\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        smtp.quit().unwrap();
+        s.wait_for_mail(&s.postfix_maildir("example.net"), &mark);
+        s.wait_for_log("POSTFIX_LOG", &format!("sasl_method={mech}"));
+    }
+}
+
+fn login_picks_the_strongest(s: &RealServers) {
+    let mut smtp = connect(s, "SUBMISSION_PORT", opts(s));
+    smtp.starttls().unwrap();
+    smtp.login(s.get("SASL_USER2"), &Secret::new(s.get("SASL_PASSWORD2")))
+        .unwrap();
+    // Postfix logs the SASL method with the first transaction.
+    let mark = marker("strongest");
+    smtp.sendmail(
+        "bob@example.org",
+        &["rcpt@example.net"],
+        &message(&mark, "x\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    smtp.quit().unwrap();
+    s.wait_for_log(
+        "POSTFIX_LOG",
+        "sasl_method=SCRAM-SHA-256, sasl_username=bob",
+    );
+}
+
+fn wrong_password_is_535(s: &RealServers) {
+    let mut smtp = connect(s, "SUBMISSION_PORT", opts(s));
+    smtp.starttls().unwrap();
+    let creds = Credentials::new(s.get("SASL_USER"), "not the password");
+    match smtp.login_with(&creds, Some("PLAIN")) {
+        Err(Error::Authentication { reply, .. }) => assert_eq!(reply.code(), 535),
+        other => panic!("{other:?}"),
+    }
+    // Unauthenticated relaying is refused, and the session is still usable.
+    let e = smtp
+        .sendmail(s.get("SASL_USER"), &["rcpt@example.net"], b"x\n", &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, Error::RecipientsRefused(_)), "{e:?}");
+    smtp.quit().unwrap();
+}
+
+fn starttls_refuses_unknown_ca(s: &RealServers) {
+    let mut o = opts(s);
+    o.tls.ca_file = None;
+    let mut smtp = connect(s, "SUBMISSION_PORT", o);
+    let e = smtp.starttls().unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+}
+
+fn implicit_tls_login_and_send(s: &RealServers) {
+    let mark = marker("smtps");
+    let mut o = opts(s);
+    o.implicit_tls = true;
+    let mut smtp = connect(s, "SMTPS_PORT", o);
+    assert!(smtp.is_tls());
+    smtp.login(s.get("SASL_USER"), &Secret::new(s.get("SASL_PASSWORD")))
+        .unwrap();
+    smtp.sendmail(
+        s.get("SASL_USER"),
+        &["rcpt@example.net"],
+        &message(&mark, "x\n"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    smtp.quit().unwrap();
+    s.wait_for_mail(&s.postfix_maildir("example.net"), &mark);
+}
+
+fn oauth_bearer_tokens(s: &RealServers) {
+    if s.get("OAUTH_PORT").is_empty() {
+        panic!("the OAuth port is not available");
+    }
+    for mech in ["XOAUTH2", "OAUTHBEARER"] {
+        let mark = marker(mech);
+        let creds = Credentials::new(s.get("OAUTH_USER"), s.get("OAUTH_TOKEN"));
+        let mut smtp = connect(s, "OAUTH_PORT", opts(s));
+        smtp.starttls().unwrap();
+        assert_eq!(
+            smtp.login_with(&creds, Some(mech)).unwrap().code(),
+            235,
+            "{mech}"
+        );
+        smtp.sendmail(
+            s.get("OAUTH_USER"),
+            &["rcpt@example.net"],
+            &message(&mark, "x\n"),
+            &[],
+            &[],
+        )
+        .unwrap();
+        smtp.quit().unwrap();
+        s.wait_for_mail(&s.postfix_maildir("example.net"), &mark);
+        // A token signed with the wrong key is refused with the reply.
+        let bad = Command::new(s.get("MINT_TOKEN"))
+            .args([s.get("STATE_DIR"), s.get("OAUTH_USER"), "--wrong-key"])
+            .output()
+            .unwrap();
+        let bad = String::from_utf8(bad.stdout).unwrap().trim().to_owned();
+        let mut smtp = connect(s, "OAUTH_PORT", opts(s));
+        smtp.starttls().unwrap();
+        let e = smtp
+            .login_with(&Credentials::new(s.get("OAUTH_USER"), bad), Some(mech))
+            .unwrap_err();
+        assert!(matches!(e, Error::Authentication { .. }), "{mech}: {e:?}");
+    }
+}
+
+fn lmtp_over_tcp_and_unix_socket(s: &RealServers) {
+    for target in [
+        format!("{}:{}", s.get("HOST"), s.get("LMTP_PORT")),
+        s.get("LMTP_SOCKET").to_owned(),
+    ] {
+        let mark = marker("lmtp");
+        let mut o = opts(s);
+        o.protocol = Protocol::Lmtp;
+        let mut smtp = Smtp::new(o);
+        smtp.connect(&target, None).unwrap();
+        let refused = smtp
+            .sendmail(
+                "a@example.org",
+                &["alice@example.org", "nobody@example.org", "bob@example.org"],
+                &message(&mark, "lmtp body\n"),
+                &[],
+                &[],
+            )
+            .unwrap();
+        assert_eq!(refused.len(), 1, "{target}: {refused:?}");
+        assert_eq!(refused[0].0, "nobody@example.org");
+        smtp.quit().unwrap();
+        for user in ["alice@example.org", "bob@example.org"] {
+            s.wait_for_mail(&s.path("LMTP_MAILDIR_ROOT").join(user), &mark);
+        }
+    }
+}
+
+/// aiosmtpd writes what it received, exactly.
+fn aiosmtpd_capture(s: &RealServers, mark: &str) -> Vec<u8> {
+    let dir = s.path("AIOSMTPD_DIR");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let b = std::fs::read(e.path()).unwrap();
+            if b.windows(mark.len()).any(|w| w == mark.as_bytes()) {
+                return b;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "aiosmtpd got no {mark}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn aiosmtpd_plain_and_starttls(s: &RealServers) {
+    for tls in [false, true] {
+        let mark = marker("aio");
+        let mut smtp = connect(s, "AIOSMTPD_PORT", opts(s));
+        if tls {
+            smtp.starttls().unwrap();
+        }
+        let msg = format!("Subject: {mark}\n\n.dot\nbare\rcr\n");
+        smtp.sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            msg.as_bytes(),
+            &[],
+            &[],
+        )
+        .unwrap();
+        smtp.quit().unwrap();
+        let got = aiosmtpd_capture(s, &mark);
+        let text = String::from_utf8_lossy(&got);
+        let (meta, data) = text.split_once("\n\n").unwrap();
+        assert!(meta.contains("X-EHLO: client.example"), "{meta}");
+        assert_eq!(meta.contains("X-TLS: TLS"), tls, "{meta}");
+        assert_eq!(
+            data,
+            format!("Subject: {mark}\r\n\r\n.dot\r\nbare\r\ncr\r\n")
+        );
+    }
+}
+
+// ---- the binary ----
+
+fn smtpsend(args: &[&str], stdin: &[u8]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtpsend"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn binary_plain_starttls_and_tls(s: &RealServers) {
+    let ca = s.get("CA_FILE");
+    let host = s.get("HOST");
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "none",
+            vec![
+                "--port".into(),
+                s.get("PLAIN_PORT").into(),
+                "--tls".into(),
+                "none".into(),
+            ],
+        ),
+        (
+            "starttls",
+            vec![
+                "--port".into(),
+                s.get("AIOSMTPD_PORT").into(),
+                "--tls".into(),
+                "starttls".into(),
+            ],
+        ),
+        (
+            "tls",
+            vec![
+                "--port".into(),
+                s.get("AIOSMTPD_TLS_PORT").into(),
+                "--tls".into(),
+                "tls".into(),
+            ],
+        ),
+    ];
+    for (name, extra) in cases {
+        let mark = marker(&format!("bin-{name}"));
+        let mut args: Vec<&str> = vec!["--host", host, "--tls-ca-file", ca, "-f", "a@example.org"];
+        args.extend(extra.iter().map(String::as_str));
+        args.push("b@example.org");
+        let (code, err) = smtpsend(&args, format!("Subject: {mark}\n\nhi\n").as_bytes());
+        assert_eq!(code, 0, "{name}: {err}");
+        if name == "none" {
+            s.wait_for_mail(&s.postfix_maildir("example.org"), &mark);
+        } else {
+            let got = aiosmtpd_capture(s, &mark);
+            assert!(
+                String::from_utf8_lossy(&got).contains("X-TLS: TLS"),
+                "{name}"
+            );
+        }
+    }
+    // STARTTLS against a server without it: refused, nothing sent in clear.
+    let (code, err) = smtpsend(
+        &[
+            "--host",
+            host,
+            "--port",
+            s.get("PLAIN_PORT"),
+            "--tls",
+            "starttls",
+            "b@example.org",
+        ],
+        b"Subject: never\n\nx\n",
+    );
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("STARTTLS"), "{err}");
+}
+
+#[test]
+fn real_servers() {
+    let Some(servers) = RealServers::start() else {
+        return;
+    };
+    run_cases(
+        &servers,
+        &[
+            (
+                "plain_dots_and_bare_lf_arrive_byte_correct",
+                plain_dots_and_bare_lf_arrive_byte_correct,
+            ),
+            (
+                "no_pipelining_port_gets_lockstep_commands",
+                no_pipelining_port_gets_lockstep_commands,
+            ),
+            (
+                "refusals_partial_permanent_transient",
+                refusals_partial_permanent_transient,
+            ),
+            ("size_limit_from_real_server", size_limit_from_real_server),
+            ("smtputf8_declared_to_postfix", smtputf8_declared_to_postfix),
+            ("bdat_to_postfix", bdat_to_postfix),
+            (
+                "starttls_login_each_mechanism",
+                starttls_login_each_mechanism,
+            ),
+            ("login_picks_the_strongest", login_picks_the_strongest),
+            ("wrong_password_is_535", wrong_password_is_535),
+            ("starttls_refuses_unknown_ca", starttls_refuses_unknown_ca),
+            ("implicit_tls_login_and_send", implicit_tls_login_and_send),
+            ("oauth_bearer_tokens", oauth_bearer_tokens),
+            (
+                "lmtp_over_tcp_and_unix_socket",
+                lmtp_over_tcp_and_unix_socket,
+            ),
+            ("aiosmtpd_plain_and_starttls", aiosmtpd_plain_and_starttls),
+            (
+                "binary_plain_starttls_and_tls",
+                binary_plain_starttls_and_tls,
+            ),
+        ],
+    );
+}
