@@ -47,6 +47,7 @@ mod aliases;
 mod error;
 mod locate;
 mod parse;
+mod password;
 mod permissions;
 mod profile;
 mod schema;
@@ -60,6 +61,7 @@ use std::path::{Path, PathBuf};
 pub use aliases::{Aliases, DEFAULT_ALIAS, Target};
 pub use error::{ConfigError, Exposure, Origin};
 pub use locate::{CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, locate, locate_in};
+pub use password::{MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV};
 pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
