@@ -991,4 +991,74 @@ mod tests {
             )
         );
     }
+
+    const EXAMPLE: &str = include_str!("../../config.example.toml");
+
+    #[test]
+    fn the_example_parses() {
+        let c = Config::from_str(EXAMPLE, Path::new("config.example.toml")).unwrap();
+        assert!(
+            !c.has_password(),
+            "the example's password must stay commented out"
+        );
+        assert_eq!(c.profile_names(), ["work", "home"]);
+        assert_eq!(c.default_profile(), Some("work"));
+        let work = c.select(None, Some("bob@example.com")).unwrap();
+        assert_eq!(work.name, "work");
+        assert_eq!(work.hosts.len(), 2);
+        assert_eq!(
+            work.password_command.as_deref(),
+            Some("pass show mail/work | head -n 1")
+        );
+        assert_eq!(
+            c.select(None, Some("alice@example.org")).unwrap().name,
+            "home"
+        );
+        assert_eq!(c.select(None, None).unwrap().name, "work");
+        assert_eq!(c.profile("home").unwrap().effective_port(), 465);
+        let backup: Vec<String> = c
+            .aliases()
+            .resolve("backup")
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            backup,
+            ["alice@example.com", "bob@example.com", "carol@example.org"]
+        );
+    }
+
+    #[test]
+    fn the_example_documents_every_key_with_its_default() {
+        for key in schema::TOP_ONLY_KEYS.iter().chain(schema::PROFILE_KEYS) {
+            let written = EXAMPLE.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{key}"))
+            });
+            assert!(written, "config.example.toml does not show \"{key}\"");
+        }
+        // Uncommenting every key line must still give a valid file, apart
+        // from the exclusive pairs the example shows as alternatives.
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.split_once(" = ").is_some_and(|(k, _)| {
+                        k != "password" && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    }) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        parse(
+            &uncommented,
+            Path::new("uncommented"),
+            Some(Path::new("/home/alice")),
+        )
+        .unwrap();
+    }
 }
