@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -142,42 +143,38 @@ pub(crate) enum IntOrText {
 
 impl<'de> Deserialize<'de> for Profiles {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Profiles;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("[profile.NAME] tables")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Profiles, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some((k, v)) = m.next_entry::<String, RawProfile>()? {
-                    out.insert(k, v);
-                }
-                Ok(Profiles(out))
-            }
-        }
-        d.deserialize_map(V)
+        named_tables(d, "[profile.NAME] tables").map(Profiles)
     }
 }
 
 impl<'de> Deserialize<'de> for AliasTable {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AliasTable;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table of aliases (name = \"address\")")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<AliasTable, A::Error> {
-                let mut out = BTreeMap::new();
-                while let Some((k, v)) = m.next_entry::<String, OneOrMany>()? {
-                    out.insert(k, v);
-                }
-                Ok(AliasTable(out))
-            }
-        }
-        d.deserialize_map(V)
+        named_tables(d, "a table of aliases (name = \"address\")").map(AliasTable)
     }
+}
+
+/// A table whose keys are names the user chose, with an `expecting` that
+/// says what it is in the file's terms (serde's own says "a map").
+fn named_tables<'de, D, T>(d: D, expecting: &'static str) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(&'static str, PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = BTreeMap<String, T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((k, v)) = m.next_entry::<String, T>()? {
+                out.insert(k, v);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V(expecting, PhantomData))
 }
 
 impl<'de> Deserialize<'de> for RawSecret {
