@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod exit;
 pub mod hostname;
 pub mod identity;

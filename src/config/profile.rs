@@ -1,0 +1,1061 @@
+//! A profile: one way of sending (a relay account, or local delivery),
+//! fully resolved and typed, and the command-line overrides applied on top.
+//!
+//! A profile is built from two layers: its own `[profile.NAME]` table over
+//! the top-level defaults, then the built-in defaults. Each layer is
+//! checked on its own, so an error points at the line where the bad value
+//! was written. Two groups of keys are inherited as a whole, never half:
+//! the credential (`password` or `password_command`) and the client
+//! certificate (`tls_client_cert` with `tls_client_key`), so a profile that
+//! sets a `password_command` never also inherits a top-level `password`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::cli::TlsMode;
+use crate::smtp::Secret;
+
+use super::error::ConfigError;
+use super::parse::{Locator, describe_table};
+use super::schema::{Int, IntOrText, OneOrMany, RawProfile, Transport};
+
+/// Seconds to wait for the relay at each step when the profile does not
+/// say (the same default the command line had before profiles).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a queued message is retried before it is returned: five days,
+/// sendmail's `Timeout.queuereturn`.
+pub const DEFAULT_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
+
+/// A SASL mechanism a profile can insist on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mechanism {
+    Plain,
+    Login,
+    CramMd5,
+    ScramSha1,
+    ScramSha256,
+    Xoauth2,
+    OAuthBearer,
+    External,
+}
+
+impl Mechanism {
+    /// Every mechanism, in the order the documentation lists them.
+    pub const ALL: [Mechanism; 8] = [
+        Mechanism::Plain,
+        Mechanism::Login,
+        Mechanism::CramMd5,
+        Mechanism::ScramSha1,
+        Mechanism::ScramSha256,
+        Mechanism::Xoauth2,
+        Mechanism::OAuthBearer,
+        Mechanism::External,
+    ];
+
+    /// The SASL name, as in the EHLO AUTH line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Login => "LOGIN",
+            Mechanism::CramMd5 => "CRAM-MD5",
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::Xoauth2 => "XOAUTH2",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::External => "EXTERNAL",
+        }
+    }
+
+    /// The mechanism with this SASL name, in any case.
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        Mechanism::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether and how to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Authenticate when a user is set, with the strongest mechanism both
+    /// sides have (the default).
+    #[default]
+    Auto,
+    /// Never authenticate.
+    None,
+    /// Only this mechanism.
+    Mechanism(Mechanism),
+}
+
+impl FromStr for Auth {
+    type Err = String;
+
+    /// "auto", "none" or a mechanism name, in any case. The error lists
+    /// the accepted values.
+    fn from_str(s: &str) -> Result<Auth, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Auth::Auto);
+        }
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Auth::None);
+        }
+        Mechanism::from_name(s).map(Auth::Mechanism).ok_or_else(|| {
+            let names: Vec<&str> = Mechanism::ALL.iter().map(|m| m.name()).collect();
+            format!(
+                "unknown authentication \"{s}\": use \"auto\", \"none\" or one of {}",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+impl fmt::Display for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Auto => f.write_str("auto"),
+            Auth::None => f.write_str("none"),
+            Auth::Mechanism(m) => m.fmt(f),
+        }
+    }
+}
+
+/// Where the log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    Syslog,
+    File(PathBuf),
+}
+
+/// One resolved profile: every value typed, top-level and built-in
+/// defaults applied.
+///
+/// To get the password, call [`Profile::password`]: it runs
+/// `password_command` when there is one. The `password` field holds only
+/// a password written in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The profile's name (`default` for a file without `[profile.NAME]`
+    /// tables, `command line` for one made from flags alone).
+    pub name: String,
+    /// Relays to try in order; the next one is tried only on a transient
+    /// failure. Empty: no relay configured.
+    pub hosts: Vec<String>,
+    /// The port; `None` means the default for `tls` (see
+    /// [`Profile::effective_port`]).
+    pub port: Option<u16>,
+    pub tls: TlsMode,
+    pub tls_verify: bool,
+    pub tls_ca_file: Option<PathBuf>,
+    /// A SHA-256 pin of the relay's certificate.
+    pub tls_fingerprint: Option<[u8; 32]>,
+    /// The client certificate and key: both or neither.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    pub auth: Auth,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub password_command: Option<String>,
+    /// The envelope sender this profile sends as. A `from` pattern
+    /// (`*@domain`) only chooses the profile and leaves this `None`.
+    pub from: Option<String>,
+    /// EHLO name, Message-ID domain, and the domain bare names are
+    /// qualified with.
+    pub domain: Option<String>,
+    pub timeout: Duration,
+    pub allow_plaintext_auth: bool,
+    pub queue: bool,
+    /// `None`: the queue's built-in default.
+    pub queue_dir: Option<PathBuf>,
+    pub queue_lifetime: Duration,
+    pub transport: Transport,
+    /// `None`: `$MAILDIR`, else `~/Maildir`.
+    pub maildir: Option<PathBuf>,
+    /// Lower-cased.
+    pub local_domains: Vec<String>,
+    pub add_date: bool,
+    pub add_message_id: bool,
+    pub add_from: bool,
+    pub qualify_headers: bool,
+    pub read_envelope_from: bool,
+    pub log: Option<LogTarget>,
+}
+
+impl Default for Profile {
+    /// The built-in defaults: STARTTLS with verification, automatic
+    /// authentication, queueing on, header completion on.
+    fn default() -> Self {
+        Profile {
+            name: "default".into(),
+            hosts: Vec::new(),
+            port: None,
+            tls: TlsMode::Starttls,
+            tls_verify: true,
+            tls_ca_file: None,
+            tls_fingerprint: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            auth: Auth::Auto,
+            user: None,
+            password: None,
+            password_command: None,
+            from: None,
+            domain: None,
+            timeout: DEFAULT_TIMEOUT,
+            allow_plaintext_auth: false,
+            queue: true,
+            queue_dir: None,
+            queue_lifetime: DEFAULT_QUEUE_LIFETIME,
+            transport: Transport::Smtp,
+            maildir: None,
+            local_domains: vec!["localhost".into()],
+            add_date: true,
+            add_message_id: true,
+            add_from: true,
+            qualify_headers: true,
+            read_envelope_from: false,
+            log: None,
+        }
+    }
+}
+
+/// Command-line options that win over the profile. `None`: not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--host`: replaces the profile's whole host list.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    pub tls_verify: Option<bool>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub auth: Option<Auth>,
+    pub user: Option<String>,
+    /// `--password-command`: also drops a password from the file.
+    pub password_command: Option<String>,
+    /// `-f`: taken as given (`<>` is the null sender); the envelope checks
+    /// it.
+    pub from: Option<String>,
+    pub domain: Option<String>,
+    /// Seconds.
+    pub timeout: Option<u64>,
+    pub read_envelope_from: Option<bool>,
+}
+
+impl Profile {
+    /// A profile from command-line flags alone, for when there is no
+    /// configuration file: the built-in defaults plus the overrides. With
+    /// no `--host` it has no relay, and the caller delivers locally.
+    pub fn from_overrides(o: &Overrides) -> Result<Profile, ConfigError> {
+        let mut p = Profile {
+            name: "command line".into(),
+            ..Profile::default()
+        };
+        p.apply_overrides(o)?;
+        Ok(p)
+    }
+
+    /// Applies command-line options over the profile. Each value is
+    /// checked as the file's would be; a bad one is an EX_USAGE error
+    /// naming the option. `--tls` does not change a port the profile sets:
+    /// give `--port` with it.
+    pub fn apply_overrides(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        let bad =
+            |option: &'static str, message: String| ConfigError::BadOption { option, message };
+        if let Some(h) = &o.host {
+            check_host(h).map_err(|m| bad("--host", m))?;
+            self.hosts = vec![h.clone()];
+        }
+        if let Some(p) = o.port {
+            if p == 0 {
+                return Err(bad("--port", "must be between 1 and 65535, not 0".into()));
+            }
+            self.port = Some(p);
+        }
+        if let Some(t) = o.tls {
+            self.tls = t;
+        }
+        if let Some(v) = o.tls_verify {
+            self.tls_verify = v;
+        }
+        if let Some(f) = &o.tls_ca_file {
+            self.tls_ca_file = Some(f.clone());
+        }
+        if let Some(a) = o.auth {
+            self.auth = a;
+        }
+        if let Some(u) = &o.user {
+            check_user(u).map_err(|m| bad("--user", m))?;
+            self.user = Some(u.clone());
+        }
+        if let Some(c) = &o.password_command {
+            check_command(c).map_err(|m| bad("--password-command", m))?;
+            self.password_command = Some(c.clone());
+            self.password = None;
+        }
+        if let Some(f) = &o.from {
+            self.from = Some(f.clone());
+        }
+        if let Some(d) = &o.domain {
+            check_domain(d).map_err(|m| bad("--domain", m))?;
+            self.domain = Some(d.clone());
+        }
+        if let Some(t) = o.timeout {
+            if t == 0 {
+                return Err(bad("--timeout", "must be at least 1 second".into()));
+            }
+            self.timeout = Duration::from_secs(t);
+        }
+        if let Some(r) = o.read_envelope_from {
+            self.read_envelope_from = r;
+        }
+        Ok(())
+    }
+
+    /// The port to connect to: the profile's, else the default for its TLS
+    /// mode (25, 587 or 465).
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(self.tls.default_port())
+    }
+}
+
+/// What chooses a profile by envelope sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FromRule {
+    /// An exact address; also the profile's envelope sender.
+    Address(String),
+    /// `*@domain`: any sender in that domain (lower-cased).
+    Domain(String),
+}
+
+impl FromRule {
+    /// How well a sender matches: 2 for the exact address, 1 for the
+    /// domain, 0 for no match.
+    pub fn rank(&self, sender: &str) -> u8 {
+        match self {
+            FromRule::Address(a) if a.eq_ignore_ascii_case(sender) => 2,
+            FromRule::Domain(d) => match sender.rsplit_once('@') {
+                Some((_, sd)) if sd.eq_ignore_ascii_case(d) => 1,
+                _ => 0,
+            },
+            FromRule::Address(_) => 0,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Credential {
+    Password(Secret),
+    Command(String),
+}
+
+/// One table's settings, checked and typed; `None` where the table is
+/// silent.
+#[derive(Clone, Default)]
+pub(crate) struct Layer {
+    hosts: Option<Vec<String>>,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    tls_verify: Option<bool>,
+    tls_ca_file: Option<PathBuf>,
+    tls_fingerprint: Option<[u8; 32]>,
+    tls_client: Option<(PathBuf, PathBuf)>,
+    auth: Option<Auth>,
+    user: Option<String>,
+    credential: Option<Credential>,
+    pub from: Option<FromRule>,
+    domain: Option<String>,
+    timeout: Option<Duration>,
+    allow_plaintext_auth: Option<bool>,
+    queue: Option<bool>,
+    queue_dir: Option<PathBuf>,
+    queue_lifetime: Option<Duration>,
+    transport: Option<Transport>,
+    maildir: Option<PathBuf>,
+    local_domains: Option<Vec<String>>,
+    add_date: Option<bool>,
+    add_message_id: Option<bool>,
+    add_from: Option<bool>,
+    qualify_headers: Option<bool>,
+    read_envelope_from: Option<bool>,
+    log: Option<LogTarget>,
+}
+
+impl Layer {
+    /// Checks one raw table (`table` is its path: empty for the top level)
+    /// and types its values. `home` expands `~/`.
+    pub fn from_raw(
+        raw: RawProfile,
+        table: &[&str],
+        loc: &Locator<'_>,
+        home: Option<&Path>,
+    ) -> Result<Layer, ConfigError> {
+        let bad = |key: &str, m: String| loc.bad_value(table, key, m);
+        let path = |key: &'static str, v: Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+            v.map(|v| expand_path(&v, home).map_err(|m| bad(key, m)))
+                .transpose()
+        };
+        let what = describe_table(table);
+
+        if raw.password.is_some() && raw.password_command.is_some() {
+            return Err(loc.at(
+                table,
+                "password_command",
+                format!("both \"password\" and \"password_command\" are set {what}: keep one"),
+            ));
+        }
+        let tls_client = match (raw.tls_client_cert, raw.tls_client_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((
+                expand_path(&c, home).map_err(|m| bad("tls_client_cert", m))?,
+                expand_path(&k, home).map_err(|m| bad("tls_client_key", m))?,
+            )),
+            (Some(_), None) => {
+                return Err(loc.at(
+                    table,
+                    "tls_client_cert",
+                    format!("\"tls_client_cert\" without \"tls_client_key\" {what}: give both or neither"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(loc.at(
+                    table,
+                    "tls_client_key",
+                    format!("\"tls_client_key\" without \"tls_client_cert\" {what}: give both or neither"),
+                ));
+            }
+        };
+        let credential = match (raw.password, raw.password_command) {
+            (Some(p), _) => {
+                if p.0.is_empty() {
+                    return Err(bad(
+                        "password",
+                        "empty: set the password or remove the key".into(),
+                    ));
+                }
+                Some(Credential::Password(Secret::new(p.0)))
+            }
+            (None, Some(c)) => {
+                check_command(&c).map_err(|m| bad("password_command", m))?;
+                Some(Credential::Command(c))
+            }
+            (None, None) => None,
+        };
+
+        Ok(Layer {
+            hosts: raw
+                .host
+                .map(|h| check_hosts(h).map_err(|m| bad("host", m)))
+                .transpose()?,
+            port: raw
+                .port
+                .map(|p| check_port(p).map_err(|m| bad("port", m)))
+                .transpose()?,
+            tls: raw.tls,
+            tls_verify: raw.tls_verify,
+            tls_ca_file: path("tls_ca_file", raw.tls_ca_file)?,
+            tls_fingerprint: raw
+                .tls_fingerprint
+                .map(|f| parse_fingerprint(&f).map_err(|m| bad("tls_fingerprint", m)))
+                .transpose()?,
+            tls_client,
+            auth: raw
+                .auth
+                .map(|a| a.parse::<Auth>().map_err(|m| bad("auth", m)))
+                .transpose()?,
+            user: raw
+                .user
+                .map(|u| check_user(&u).map(|()| u).map_err(|m| bad("user", m)))
+                .transpose()?,
+            credential,
+            from: raw
+                .from
+                .map(|f| from_rule(&f).map_err(|m| bad("from", m)))
+                .transpose()?,
+            domain: raw
+                .domain
+                .map(|d| check_domain(&d).map(|()| d).map_err(|m| bad("domain", m)))
+                .transpose()?,
+            timeout: raw
+                .timeout
+                .map(|t| duration(t).map_err(|m| bad("timeout", m)))
+                .transpose()?,
+            allow_plaintext_auth: raw.allow_plaintext_auth,
+            queue: raw.queue,
+            queue_dir: path("queue_dir", raw.queue_dir)?,
+            queue_lifetime: raw
+                .queue_lifetime
+                .map(|t| duration(t).map_err(|m| bad("queue_lifetime", m)))
+                .transpose()?,
+            transport: raw.transport,
+            maildir: path("maildir", raw.maildir)?,
+            local_domains: raw
+                .local_domains
+                .map(|d| check_local_domains(d).map_err(|m| bad("local_domains", m)))
+                .transpose()?,
+            add_date: raw.add_date,
+            add_message_id: raw.add_message_id,
+            add_from: raw.add_from,
+            qualify_headers: raw.qualify_headers,
+            read_envelope_from: raw.read_envelope_from,
+            log: raw
+                .log
+                .map(|l| {
+                    if l == "syslog" {
+                        Ok(LogTarget::Syslog)
+                    } else {
+                        expand_path(&l, home)
+                            .map(LogTarget::File)
+                            .map_err(|m| bad("log", format!("{m} (or \"syslog\")")))
+                    }
+                })
+                .transpose()?,
+        })
+    }
+
+    /// Whether this layer holds a password written in the file.
+    pub fn has_password(&self) -> bool {
+        matches!(self.credential, Some(Credential::Password(_)))
+    }
+
+    /// The profile named `name`: this layer over `top`, over the built-in
+    /// defaults.
+    pub fn resolve(&self, name: &str, top: &Layer) -> Profile {
+        let d = Profile::default();
+        fn pick<T: Clone>(own: &Option<T>, top: &Option<T>) -> Option<T> {
+            own.clone().or_else(|| top.clone())
+        }
+        let (password, password_command) = match pick(&self.credential, &top.credential) {
+            Some(Credential::Password(p)) => (Some(p), None),
+            Some(Credential::Command(c)) => (None, Some(c)),
+            None => (None, None),
+        };
+        let (tls_client_cert, tls_client_key) = match pick(&self.tls_client, &top.tls_client) {
+            Some((c, k)) => (Some(c), Some(k)),
+            None => (None, None),
+        };
+        let from = match pick(&self.from, &top.from) {
+            Some(FromRule::Address(a)) => Some(a),
+            _ => None,
+        };
+        Profile {
+            name: name.to_owned(),
+            hosts: pick(&self.hosts, &top.hosts).unwrap_or(d.hosts),
+            port: pick(&self.port, &top.port),
+            tls: pick(&self.tls, &top.tls).unwrap_or(d.tls),
+            tls_verify: pick(&self.tls_verify, &top.tls_verify).unwrap_or(d.tls_verify),
+            tls_ca_file: pick(&self.tls_ca_file, &top.tls_ca_file),
+            tls_fingerprint: pick(&self.tls_fingerprint, &top.tls_fingerprint),
+            tls_client_cert,
+            tls_client_key,
+            auth: pick(&self.auth, &top.auth).unwrap_or(d.auth),
+            user: pick(&self.user, &top.user),
+            password,
+            password_command,
+            from,
+            domain: pick(&self.domain, &top.domain),
+            timeout: pick(&self.timeout, &top.timeout).unwrap_or(d.timeout),
+            allow_plaintext_auth: pick(&self.allow_plaintext_auth, &top.allow_plaintext_auth)
+                .unwrap_or(d.allow_plaintext_auth),
+            queue: pick(&self.queue, &top.queue).unwrap_or(d.queue),
+            queue_dir: pick(&self.queue_dir, &top.queue_dir),
+            queue_lifetime: pick(&self.queue_lifetime, &top.queue_lifetime)
+                .unwrap_or(d.queue_lifetime),
+            transport: pick(&self.transport, &top.transport).unwrap_or(d.transport),
+            maildir: pick(&self.maildir, &top.maildir),
+            local_domains: pick(&self.local_domains, &top.local_domains).unwrap_or(d.local_domains),
+            add_date: pick(&self.add_date, &top.add_date).unwrap_or(d.add_date),
+            add_message_id: pick(&self.add_message_id, &top.add_message_id)
+                .unwrap_or(d.add_message_id),
+            add_from: pick(&self.add_from, &top.add_from).unwrap_or(d.add_from),
+            qualify_headers: pick(&self.qualify_headers, &top.qualify_headers)
+                .unwrap_or(d.qualify_headers),
+            read_envelope_from: pick(&self.read_envelope_from, &top.read_envelope_from)
+                .unwrap_or(d.read_envelope_from),
+            log: pick(&self.log, &top.log),
+        }
+    }
+}
+
+/// Parses a duration: plain seconds ("3600"), or a number with one unit:
+/// `s`, `m`, `h`, `d`, `w` ("90s", "15m", "2h", "5d"). Must be at least
+/// one second.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let err = || {
+        format!(
+            "\"{s}\" is not a duration: write seconds, or a number with s, m, h, d or w (\"90s\", \"15m\", \"2h\", \"5d\")"
+        )
+    };
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let n: u64 = digits.parse().map_err(|_| err())?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    let secs = n.checked_mul(scale).ok_or_else(err)?;
+    if secs == 0 {
+        return Err("must be at least 1 second".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses a SHA-256 certificate pin: 64 hex digits, or 32 colon-separated
+/// pairs, in any case, optionally after "sha256:".
+pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
+    let err = || {
+        "not a SHA-256 fingerprint: write 64 hex digits, optionally as colon-separated pairs (\"AB:CD:...\") and after \"sha256:\"".to_owned()
+    };
+    let t = s.trim();
+    let t = match t.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("sha256:") => &t[7..],
+        _ => t,
+    };
+    let hex: String = if t.contains(':') {
+        let parts: Vec<&str> = t.split(':').collect();
+        if parts.len() != 32 || parts.iter().any(|p| p.len() != 2) {
+            return Err(err());
+        }
+        parts.concat()
+    } else {
+        t.to_owned()
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(err());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| err())?;
+    }
+    Ok(out)
+}
+
+fn duration(v: IntOrText) -> Result<Duration, String> {
+    match v {
+        IntOrText::Int(n) if n >= 1 => Ok(Duration::from_secs(n as u64)),
+        IntOrText::Int(n) => Err(format!("must be at least 1 second, not {n}")),
+        IntOrText::Text(t) => parse_duration(&t),
+    }
+}
+
+fn check_port(p: Int) -> Result<u16, String> {
+    u16::try_from(p.0)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("must be between 1 and 65535, not {}", p.0))
+}
+
+fn strings(v: OneOrMany) -> Vec<String> {
+    match v {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    }
+}
+
+fn check_hosts(v: OneOrMany) -> Result<Vec<String>, String> {
+    let hosts = strings(v);
+    if hosts.is_empty() {
+        return Err("an empty list: give at least one host".into());
+    }
+    for h in &hosts {
+        check_host(h)?;
+    }
+    Ok(hosts)
+}
+
+fn check_host(h: &str) -> Result<(), String> {
+    if h.is_empty() {
+        return Err("an empty host name".into());
+    }
+    if h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{h:?} is not a host name (it has spaces or control characters)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_user(u: &str) -> Result<(), String> {
+    if u.is_empty() {
+        return Err("empty: set the user name or remove the key".into());
+    }
+    if u.chars().any(char::is_control) {
+        return Err("the user name has control characters".into());
+    }
+    Ok(())
+}
+
+fn check_command(c: &str) -> Result<(), String> {
+    if c.trim().is_empty() {
+        return Err("empty: give a command that prints the password".into());
+    }
+    Ok(())
+}
+
+/// A host name or an address literal, as EHLO and addresses need it.
+fn is_domain(d: &str) -> bool {
+    if let Some(inner) = d.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':'));
+    }
+    !d.is_empty()
+        && d.len() <= 253
+        && !d.starts_with('.')
+        && !d.ends_with('.')
+        && !d.contains("..")
+        && d.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+}
+
+fn check_domain(d: &str) -> Result<(), String> {
+    if is_domain(d) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{d:?} is not a domain name (letters, digits, '-' and '.', or an address literal like [192.0.2.1]; write international names in their xn-- form)"
+        ))
+    }
+}
+
+fn check_local_domains(v: OneOrMany) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in strings(v) {
+        check_domain(&d)?;
+        let d = d.to_ascii_lowercase();
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+fn from_rule(f: &str) -> Result<FromRule, String> {
+    let usage =
+        "write an address (alice@example.com) or a pattern for a whole domain (*@example.com)";
+    if let Some(domain) = f.strip_prefix("*@") {
+        return if is_domain(domain) {
+            Ok(FromRule::Domain(domain.to_ascii_lowercase()))
+        } else {
+            Err(format!("{f:?} is not a sender pattern: {usage}"))
+        };
+    }
+    match f.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && is_domain(domain)
+                && !local.chars().any(|c| {
+                    c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '*')
+                }) =>
+        {
+            Ok(FromRule::Address(f.to_owned()))
+        }
+        _ => Err(format!("{f:?} is not an address: {usage}")),
+    }
+}
+
+/// Expands a leading `~/` and insists on an absolute path: a relative one
+/// would depend on the directory smtpsend happens to run in (cron's is /).
+pub(crate) fn expand_path(s: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("an empty path".into());
+    }
+    let p = if s == "~" || s.starts_with("~/") {
+        let home = home.ok_or_else(|| {
+            format!("cannot expand {s:?}: no home directory is known (write the full path)")
+        })?;
+        match s.strip_prefix("~/") {
+            Some(rest) if !rest.is_empty() => home.join(rest),
+            _ => home.to_path_buf(),
+        }
+    } else if s.starts_with('~') {
+        return Err(format!(
+            "{s:?}: only ~/ is expanded, not ~user/ (write the full path)"
+        ));
+    } else {
+        PathBuf::from(s)
+    };
+    if !p.is_absolute() {
+        return Err(format!(
+            "{s:?} is relative: write an absolute path (or one starting with ~/)"
+        ));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("5d"), Ok(DEFAULT_QUEUE_LIFETIME));
+        assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration(" 2H "), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "5x", "-5s", "1.5h", "5 d", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_duration("0s"),
+            Err("must be at least 1 second".into())
+        );
+    }
+
+    #[test]
+    fn fingerprints() {
+        let hex = "0123456789abcdef".repeat(4);
+        let want: [u8; 32] =
+            std::array::from_fn(|i| [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef][i % 8]);
+        assert_eq!(parse_fingerprint(&hex), Ok(want));
+        assert_eq!(parse_fingerprint(&hex.to_uppercase()), Ok(want));
+        assert_eq!(parse_fingerprint(&format!("sha256:{hex}")), Ok(want));
+        assert_eq!(parse_fingerprint(&format!("SHA256:{hex}")), Ok(want));
+        let colons: Vec<String> = (0..32)
+            .map(|i| hex[2 * i..2 * i + 2].to_uppercase())
+            .collect();
+        assert_eq!(parse_fingerprint(&colons.join(":")), Ok(want));
+        for bad in [
+            &hex[..62],
+            &format!("{hex}00"),
+            &hex.replace('a', "g"),
+            &format!("sha1:{hex}"),
+            "AB:CD",
+            &format!("{}:{}", &hex[..32], &hex[32..]),
+        ] {
+            assert!(parse_fingerprint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn auth_names() {
+        assert_eq!("auto".parse(), Ok(Auth::Auto));
+        assert_eq!("NONE".parse(), Ok(Auth::None));
+        assert_eq!("plain".parse(), Ok(Auth::Mechanism(Mechanism::Plain)));
+        assert_eq!(
+            "scram-sha-256".parse(),
+            Ok(Auth::Mechanism(Mechanism::ScramSha256))
+        );
+        assert_eq!(
+            "OAuthBearer".parse(),
+            Ok(Auth::Mechanism(Mechanism::OAuthBearer))
+        );
+        for m in Mechanism::ALL {
+            assert_eq!(m.name().parse(), Ok(Auth::Mechanism(m)));
+            assert_eq!(Auth::Mechanism(m).to_string(), m.name());
+        }
+        assert_eq!(
+            "digest-md5".parse::<Auth>(),
+            Err("unknown authentication \"digest-md5\": use \"auto\", \"none\" or one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2, OAUTHBEARER, EXTERNAL".into())
+        );
+    }
+
+    #[test]
+    fn from_rules() {
+        assert_eq!(
+            from_rule("a@x.org"),
+            Ok(FromRule::Address("a@x.org".into()))
+        );
+        assert_eq!(from_rule("*@X.org"), Ok(FromRule::Domain("x.org".into())));
+        for bad in [
+            "alice",
+            "@x.org",
+            "a@",
+            "a b@x.org",
+            "*@",
+            "*@x..org",
+            "a@x@",
+            "<a@x.org>",
+        ] {
+            assert!(from_rule(bad).is_err(), "{bad}");
+        }
+        let exact = FromRule::Address("Alice@Example.com".into());
+        assert_eq!(exact.rank("alice@example.COM"), 2);
+        assert_eq!(exact.rank("bob@example.com"), 0);
+        let dom = FromRule::Domain("example.com".into());
+        assert_eq!(dom.rank("bob@EXAMPLE.com"), 1);
+        assert_eq!(dom.rank("bob@sub.example.com"), 0);
+        assert_eq!(dom.rank("bob"), 0);
+    }
+
+    #[test]
+    fn paths() {
+        let home = Path::new("/home/alice");
+        assert_eq!(
+            expand_path("~/Maildir", Some(home)),
+            Ok(PathBuf::from("/home/alice/Maildir"))
+        );
+        assert_eq!(
+            expand_path("~", Some(home)),
+            Ok(PathBuf::from("/home/alice"))
+        );
+        assert_eq!(
+            expand_path("/var/mail", None),
+            Ok(PathBuf::from("/var/mail"))
+        );
+        assert!(
+            expand_path("~/Maildir", None)
+                .unwrap_err()
+                .contains("no home directory")
+        );
+        assert!(
+            expand_path("~bob/Maildir", Some(home))
+                .unwrap_err()
+                .contains("~user")
+        );
+        assert!(
+            expand_path("Maildir", Some(home))
+                .unwrap_err()
+                .contains("relative")
+        );
+        assert!(expand_path("", Some(home)).is_err());
+    }
+
+    #[test]
+    fn domains() {
+        for good in [
+            "localhost",
+            "laptop.example.com",
+            "[192.0.2.1]",
+            "[IPv6:2001:db8::1]",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(is_domain(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            ".x",
+            "x.",
+            "a..b",
+            "bücher.example",
+            "[]",
+            "x\r\n",
+        ] {
+            assert!(!is_domain(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_and_are_checked() {
+        let mut p = Profile {
+            hosts: vec!["a".into(), "b".into()],
+            password: Some(Secret::new("file")),
+            ..Profile::default()
+        };
+        p.apply_overrides(&Overrides {
+            host: Some("c:2525".into()),
+            port: Some(2525),
+            tls: Some(TlsMode::Tls),
+            tls_verify: Some(false),
+            tls_ca_file: Some("ca.pem".into()),
+            auth: Some(Auth::Mechanism(Mechanism::Login)),
+            user: Some("u".into()),
+            password_command: Some("echo x".into()),
+            from: Some("<>".into()),
+            domain: Some("h.example".into()),
+            timeout: Some(5),
+            read_envelope_from: Some(true),
+        })
+        .unwrap();
+        assert_eq!(p.hosts, ["c:2525"]);
+        assert_eq!(p.effective_port(), 2525);
+        assert_eq!(p.tls, TlsMode::Tls);
+        assert!(!p.tls_verify);
+        assert_eq!(p.tls_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(p.auth, Auth::Mechanism(Mechanism::Login));
+        assert_eq!(p.user.as_deref(), Some("u"));
+        assert_eq!(
+            p.password, None,
+            "a command-line password_command replaces the file's password"
+        );
+        assert_eq!(p.password_command.as_deref(), Some("echo x"));
+        assert_eq!(p.from.as_deref(), Some("<>"));
+        assert_eq!(p.domain.as_deref(), Some("h.example"));
+        assert_eq!(p.timeout, Duration::from_secs(5));
+        assert!(p.read_envelope_from);
+
+        let cases: [(Overrides, &str); 5] = [
+            (
+                Overrides {
+                    port: Some(0),
+                    ..Overrides::default()
+                },
+                "--port: must be between 1 and 65535, not 0",
+            ),
+            (
+                Overrides {
+                    timeout: Some(0),
+                    ..Overrides::default()
+                },
+                "--timeout: must be at least 1 second",
+            ),
+            (
+                Overrides {
+                    host: Some("a b".into()),
+                    ..Overrides::default()
+                },
+                "--host: \"a b\" is not a host name (it has spaces or control characters)",
+            ),
+            (
+                Overrides {
+                    user: Some(String::new()),
+                    ..Overrides::default()
+                },
+                "--user: empty: set the user name or remove the key",
+            ),
+            (
+                Overrides {
+                    domain: Some("x y".into()),
+                    ..Overrides::default()
+                },
+                "--domain: \"x y\" is not a domain name (letters, digits, '-' and '.', or an address literal like [192.0.2.1]; write international names in their xn-- form)",
+            ),
+        ];
+        for (o, want) in cases {
+            let e = Profile::default().apply_overrides(&o).unwrap_err();
+            assert_eq!(e.to_string(), want);
+            assert_eq!(e.kind(), crate::exit::Sysexit::Usage);
+        }
+    }
+
+    #[test]
+    fn flags_alone_suffice() {
+        let p = Profile::from_overrides(&Overrides {
+            host: Some("smtp.example.org".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(p.name, "command line");
+        assert_eq!(p.hosts, ["smtp.example.org"]);
+        assert_eq!(p.tls, TlsMode::Starttls);
+        assert_eq!(p.effective_port(), 587);
+        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        let local = Profile::from_overrides(&Overrides::default()).unwrap();
+        assert!(
+            local.hosts.is_empty(),
+            "no --host: no relay, deliver locally"
+        );
+    }
+}
