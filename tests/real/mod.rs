@@ -135,7 +135,10 @@ impl Drop for RealServers {
 
 /// Runs every case, catching panics, and fails once at the end naming each
 /// failed case, so one broken case does not hide the others.
-pub fn run_cases(servers: &RealServers, cases: &[(&str, fn(&RealServers))]) {
+/// A named interop case.
+pub type Case<'a> = (&'a str, fn(&RealServers));
+
+pub fn run_cases(servers: &RealServers, cases: &[Case]) {
     let filter = std::env::var("INTEROP_CASE").ok();
     let mut failed = Vec::new();
     for (name, case) in cases {
