@@ -543,6 +543,24 @@ impl Parser<'_> {
     }
 }
 
+/// Splits an addr-spec as [`Mailbox::addr`] holds it into its local part
+/// and its domain (`None` for a bare local part): at the first `@` outside
+/// a quoted local part.
+pub(crate) fn split_addr(addr: &str) -> (&str, Option<&str>) {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in addr.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '@' if !quoted => return (&addr[..i], Some(&addr[i + 1..])),
+            _ => {}
+        }
+    }
+    (addr, None)
+}
+
 /// Appends `bytes` without CR and LF: a folded quoted string or domain
 /// literal is unfolded, so no line break can reach an envelope address.
 fn push_unfolded(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -687,6 +705,17 @@ mod tests {
             list[0].display_name.as_deref(),
             Some("evil@x.example, other@y")
         );
+    }
+
+    #[test]
+    fn split_addr_at_the_domain() {
+        assert_eq!(split_addr("a@x"), ("a", Some("x")));
+        assert_eq!(split_addr("root"), ("root", None));
+        assert_eq!(split_addr("\"a@b\"@x"), ("\"a@b\"", Some("x")));
+        assert_eq!(split_addr("\"a@b\""), ("\"a@b\"", None));
+        assert_eq!(split_addr("\"a\\\"@b\"@x"), ("\"a\\\"@b\"", Some("x")));
+        assert_eq!(split_addr("a@[1@2]"), ("a", Some("[1@2]")));
+        assert_eq!(split_addr(""), ("", None));
     }
 
     #[test]
