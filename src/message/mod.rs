@@ -6,11 +6,13 @@
 //! header block, so the body can be streamed. Nothing here prints, exits or
 //! panics on input; every failure is a [`MessageError`].
 pub mod address;
+pub mod complete;
 pub mod envelope;
 pub mod error;
 pub mod header;
 
 pub use address::{AddressError, Mailbox, parse_address_list};
+pub use complete::{Completion, DateStamp, Originator, complete_headers, is_domain};
 pub use envelope::{Extracted, extract_envelope, strip_bcc};
 pub use error::{Kind, MessageError};
 pub use header::{Field, HeaderBlock, MAX_HEADER_BYTES, MAX_LINE_OCTETS, read_header_block};
