@@ -65,11 +65,11 @@ pub fn extract_envelope(headers: &HeaderBlock) -> Result<Extracted, MessageError
 
     let mut sender = None;
     for name in ["Sender", "From"] {
-        if let Some(field) = headers.get(&format!("{prefix}{name}")) {
-            if let Some(first) = field.addresses()?.into_iter().next() {
-                sender = Some(first.addr);
-                break;
-            }
+        if let Some(field) = headers.get(&format!("{prefix}{name}"))
+            && let Some(first) = field.addresses()?.into_iter().next()
+        {
+            sender = Some(first.addr);
+            break;
         }
     }
 
