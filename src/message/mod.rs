@@ -10,6 +10,7 @@ pub mod complete;
 pub mod envelope;
 pub mod error;
 pub mod header;
+pub mod localtime;
 pub mod qualify;
 
 pub use address::{AddressError, Mailbox, parse_address_list};
