@@ -58,7 +58,7 @@ impl DateStamp {
     /// RFC 5322 §3.3 `date-time`: `Tue, 01 Jul 2003 10:52:37 +0200`.
     pub fn to_rfc5322(&self) -> String {
         // An offset beyond ±24h is not a time zone; show UTC instead.
-        let offset = if self.utc_offset_seconds.abs() < 86_400 {
+        let offset = if self.utc_offset_seconds.unsigned_abs() < 86_400 {
             self.utc_offset_seconds
         } else {
             0
@@ -301,6 +301,10 @@ mod tests {
         assert_eq!(d(4_102_444_799, 0), "Thu, 31 Dec 2099 23:59:59 +0000");
         assert_eq!(d(951_782_400, 0), "Tue, 29 Feb 2000 00:00:00 +0000");
         assert_eq!(d(0, 100_000), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(d(0, i32::MIN), "Thu, 01 Jan 1970 00:00:00 +0000");
+        // Absurd instants still format (as proleptic Gregorian years).
+        assert!(d(i64::MAX, 0).ends_with("+0000"));
+        assert!(d(i64::MIN, -3600).ends_with("-0100"));
         // Mail-parser reads it back to the same instant.
         let text = d(1_709_210_096, -34_200);
         let parsed = mail_parser::DateTime::parse_rfc822(&text).unwrap();

@@ -257,10 +257,13 @@ impl PosixTz {
         let year = super::complete::civil_from_days(local_days).0;
         // Transition times are local: the start in standard time, the end
         // in daylight saving time.
-        let start = rule_day(dst.start.0, year)? * 86_400 + i64::from(dst.start.1)
-            - i64::from(self.std_offset);
-        let end =
-            rule_day(dst.end.0, year)? * 86_400 + i64::from(dst.end.1) - i64::from(dst.offset);
+        let instant = |(rule, time): (Rule, i32), offset: i32| {
+            rule_day(rule, year)?
+                .checked_mul(86_400)?
+                .checked_add(i64::from(time) - i64::from(offset))
+        };
+        let start = instant(dst.start, self.std_offset)?;
+        let end = instant(dst.end, dst.offset)?;
         let in_dst = if start < end {
             start <= unix_seconds && unix_seconds < end
         } else {
@@ -459,6 +462,11 @@ mod tests {
                 Some(want),
                 "{tz} at {t}"
             );
+        }
+        // Instants at the ends of time answer or give up, never panic.
+        let berlin = PosixTz::parse("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        for t in [i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX] {
+            let _ = berlin.offset_at(t);
         }
         for bad in [
             "",
