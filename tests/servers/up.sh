@@ -133,7 +133,9 @@ launch() {
 record() {
     local stat
     stat=$(cat "/proc/$2/stat")
-    # Field 22 (starttime) counted after the ")" that ends the command name.
+    # The fields after the ")" that ends the command name start at field 3
+    # (state); with name and pid put before them, field N is at ${N}, and
+    # field 22 is the start time, which tells a reused pid from ours.
     set -- "$1" "$2" ${stat##*) }
     echo "$1 $2 ${22}" >>"$PIDS"
 }
