@@ -16,6 +16,10 @@
 # On failure it prints the tails of the relevant logs, stops whatever it had
 # started, and exits non-zero.
 set -euo pipefail
+# Without job control (the default for scripts, made sure here) a background
+# child stays in our process group, so `setsid` makes it a new group leader
+# in place and $! is that group's id.
+set +m
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 MAX=${SERVERS_MAX_SECONDS:-1800}
@@ -132,8 +136,12 @@ launch() {
 }
 record() {
     local stat
-    stat=$(cat "/proc/$2/stat")
-    # Field 22 (starttime) counted after the ")" that ends the command name.
+    # A process that died at once has no stat: record it anyway; the greeting
+    # wait will fail and show its log.
+    stat=$(cat "/proc/$2/stat" 2>/dev/null) || { echo "$1 $2 gone" >>"$PIDS"; return 0; }
+    # The fields after the ")" that ends the command name start at field 3
+    # (state); with name and pid put before them, field N is at ${N}, and
+    # field 22 is the start time, which tells a reused pid from ours.
     set -- "$1" "$2" ${stat##*) }
     echo "$1 $2 ${22}" >>"$PIDS"
 }
