@@ -1,14 +1,19 @@
 //! The binary's edge: parse, run, print one error line, exit.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use smtpsend::app;
-use smtpsend::cli::Args;
+use smtpsend::cli::{self, Args, Personality};
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let argv: Vec<_> = std::env::args_os().collect();
+    let personality = argv
+        .first()
+        .map_or(Personality::Sendmail, |a| Personality::from_argv0(a));
+    let args = match Args::try_parse_from(cli::normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
@@ -19,8 +24,18 @@ fn main() -> ExitCode {
         }
     };
     let mut stdin = std::io::stdin().lock();
-    match app::run(&args, &mut stdin, Box::new(std::io::stderr())) {
+    match app::run(personality, &args, &mut stdin, Box::new(std::io::stderr())) {
         Ok(report) => {
+            if !report.output.is_empty() {
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(report.output.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    return ExitCode::from(74);
+                }
+            }
             for n in report.notices {
                 eprintln!("smtpsend: {n}");
             }

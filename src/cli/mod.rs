@@ -76,7 +76,13 @@ pub struct Args {
     pub ignore_dots: bool,
 
     /// Envelope sender address ("" or "<>" for the null sender).
-    #[arg(short = 'f', short_alias = 'r', value_name = "ADDR", allow_hyphen_values = true, help_heading = "Sendmail options")]
+    #[arg(
+        short = 'f',
+        short_alias = 'r',
+        value_name = "ADDR",
+        allow_hyphen_values = true,
+        help_heading = "Sendmail options"
+    )]
     pub from: Option<String>,
 
     /// Full name for the From header that is added when the message has
@@ -98,7 +104,13 @@ pub struct Args {
     pub envid: Option<String>,
 
     /// Body type: 7BIT or 8BITMIME (the body is scanned anyway).
-    #[arg(short = 'B', value_enum, value_name = "TYPE", ignore_case = true, help_heading = "Sendmail options")]
+    #[arg(
+        short = 'B',
+        value_enum,
+        value_name = "TYPE",
+        ignore_case = true,
+        help_heading = "Sendmail options"
+    )]
     pub body_type: Option<BodyType>,
 
     /// Mode: -bm deliver (default), -bp list the queue, -bs speak SMTP on
@@ -129,7 +141,12 @@ pub struct Args {
     pub log_tag: Option<String>,
 
     /// Log file: one line per message.
-    #[arg(short = 'X', long = "log-file", value_name = "FILE", help_heading = "Sendmail options")]
+    #[arg(
+        short = 'X',
+        long = "log-file",
+        value_name = "FILE",
+        help_heading = "Sendmail options"
+    )]
     pub log_file: Option<PathBuf>,
 
     /// Accepted and ignored, as Postfix does (-G gateway submission).
@@ -253,9 +270,7 @@ impl Args {
     /// Whether a "." line ends the message: not with -i/-oi, not from a
     /// file, not with -t... (sendmail keeps the dot rule with -t; so do we).
     pub fn dot_ends_message(&self) -> bool {
-        !(self.ignore_dots
-            || self.file.is_some()
-            || self.sendmail_options.iter().any(|o| o == "i"))
+        !(self.ignore_dots || self.file.is_some() || self.sendmail_options.iter().any(|o| o == "i"))
     }
 }
 
@@ -314,12 +329,16 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Args {
-        let argv = std::iter::once("smtpsend").chain(args.iter().copied()).map(OsString::from);
+        let argv = std::iter::once("smtpsend")
+            .chain(args.iter().copied())
+            .map(OsString::from);
         Args::try_parse_from(normalize(argv)).unwrap()
     }
 
     fn fails(args: &[&str]) -> clap::Error {
-        let argv = std::iter::once("smtpsend").chain(args.iter().copied()).map(OsString::from);
+        let argv = std::iter::once("smtpsend")
+            .chain(args.iter().copied())
+            .map(OsString::from);
         Args::try_parse_from(normalize(argv)).unwrap_err()
     }
 
@@ -364,7 +383,19 @@ mod tests {
 
     #[test]
     fn dsn_and_ignored() {
-        let a = parse(&["-N", "success,failure", "-R", "hdrs", "-V", "id1", "-G", "-U", "-odi", "-oQ/var/spool", "x@y"]);
+        let a = parse(&[
+            "-N",
+            "success,failure",
+            "-R",
+            "hdrs",
+            "-V",
+            "id1",
+            "-G",
+            "-U",
+            "-odi",
+            "-oQ/var/spool",
+            "x@y",
+        ]);
         assert_eq!(a.notify.as_deref(), Some("success,failure"));
         assert_eq!(a.ret.as_deref(), Some("hdrs"));
         assert_eq!(a.envid.as_deref(), Some("id1"));
@@ -381,8 +412,17 @@ mod tests {
 
     #[test]
     fn personalities() {
-        assert_eq!(Personality::from_argv0("/usr/bin/mailq".as_ref()), Personality::Mailq);
-        assert_eq!(Personality::from_argv0("newaliases".as_ref()), Personality::Newaliases);
-        assert_eq!(Personality::from_argv0("/usr/sbin/sendmail".as_ref()), Personality::Sendmail);
+        assert_eq!(
+            Personality::from_argv0("/usr/bin/mailq".as_ref()),
+            Personality::Mailq
+        );
+        assert_eq!(
+            Personality::from_argv0("newaliases".as_ref()),
+            Personality::Newaliases
+        );
+        assert_eq!(
+            Personality::from_argv0("/usr/sbin/sendmail".as_ref()),
+            Personality::Sendmail
+        );
     }
 }

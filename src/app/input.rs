@@ -1,0 +1,185 @@
+//! Reading the message as sendmail does: the traditional "." line that
+//! ends input on standard input (unless -i/-oi), and spooling it to a file
+//! so that it can be sized, sent in constant memory and sent again.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use crate::smtp::BodyInfo;
+use crate::smtp::data::BodyScanner;
+
+/// Passes bytes through until a line that is a single "." (LF or CRLF
+/// ended), which ends the input and is not part of the message. Memory is
+/// one chunk, whatever the line lengths.
+pub struct DotStop<R> {
+    inner: R,
+    at_line_start: bool,
+    /// "." or ".\r" seen at a line start, not yet known to end the input.
+    held: &'static [u8],
+    done: bool,
+    ready: Vec<u8>,
+    ready_pos: usize,
+    chunk: Box<[u8]>,
+}
+
+impl<R: Read> DotStop<R> {
+    pub fn new(inner: R) -> Self {
+        DotStop {
+            inner,
+            at_line_start: true,
+            held: b"",
+            done: false,
+            ready: Vec::with_capacity(64 * 1024 + 2),
+            ready_pos: 0,
+            chunk: vec![0; 64 * 1024].into_boxed_slice(),
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if !self.held.is_empty() {
+            match (self.held, b) {
+                (b".", b'\n') | (b".\r", b'\n') => {
+                    self.done = true;
+                    return;
+                }
+                (b".", b'\r') => {
+                    self.held = b".\r";
+                    return;
+                }
+                (held, _) => {
+                    self.ready.extend_from_slice(held);
+                    self.held = b"";
+                    self.at_line_start = false;
+                }
+            }
+        }
+        if self.at_line_start && b == b'.' {
+            self.held = b".";
+            return;
+        }
+        self.ready.push(b);
+        self.at_line_start = b == b'\n';
+    }
+}
+
+impl<R: Read> Read for DotStop<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.ready_pos == self.ready.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.ready.clear();
+            self.ready_pos = 0;
+            let n = loop {
+                match self.inner.read(&mut self.chunk) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                // A lone "." on the last line, unterminated, ends it too.
+                self.done = true;
+                continue;
+            }
+            for i in 0..n {
+                let b = self.chunk[i];
+                self.push(b);
+                if self.done {
+                    break;
+                }
+            }
+        }
+        let n = out.len().min(self.ready.len() - self.ready_pos);
+        out[..n].copy_from_slice(&self.ready[self.ready_pos..self.ready_pos + n]);
+        self.ready_pos += n;
+        Ok(n)
+    }
+}
+
+/// A message written to an unnamed temporary file, with what the engine
+/// needs to know before MAIL FROM.
+pub struct Spooled {
+    file: File,
+    pub info: BodyInfo,
+    /// Bytes as stored (before CRLF normalisation).
+    pub stored: u64,
+}
+
+impl Spooled {
+    /// Copies `input` to a temporary file while scanning it.
+    pub fn from_reader(input: &mut dyn Read) -> io::Result<Spooled> {
+        let mut file = tempfile::tempfile()?;
+        let (info, stored) = copy_scanning(input, &mut file)?;
+        file.sync_data()?;
+        Ok(Spooled { file, info, stored })
+    }
+
+    /// A reader positioned at the start.
+    pub fn reader(&mut self) -> io::Result<&mut File> {
+        self.file.seek(SeekFrom::Start(0))?;
+        Ok(&mut self.file)
+    }
+}
+
+/// Copies in 64 KiB chunks, scanning size and 8-bit content on the way.
+pub fn copy_scanning(input: &mut dyn Read, out: &mut dyn Write) -> io::Result<(BodyInfo, u64)> {
+    let mut scanner = BodyScanner::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        scanner.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((scanner.finish(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stop(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        DotStop::new(input).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn dot_line_ends_input() {
+        assert_eq!(stop(b"a\n.\nb\n"), b"a\n");
+        assert_eq!(stop(b"a\r\n.\r\nb\r\n"), b"a\r\n");
+        assert_eq!(stop(b".\n"), b"");
+        assert_eq!(stop(b"a\n."), b"a\n");
+        assert_eq!(stop(b"a\n..\nb\n"), b"a\n..\nb\n");
+        assert_eq!(stop(b"a\n.b\n.\r\n"), b"a\n.b\n");
+        assert_eq!(stop(b"a.\n"), b"a.\n");
+        assert_eq!(stop(b"a\n.\rx\n"), b"a\n.\rx\n");
+        assert_eq!(stop(b"no dot line"), b"no dot line");
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        struct Bytewise<'a>(&'a [u8]);
+        impl Read for Bytewise<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() || out.is_empty() {
+                    return Ok(0);
+                }
+                out[0] = self.0[0];
+                self.0 = &self.0[1..];
+                Ok(1)
+            }
+        }
+        let mut out = Vec::new();
+        DotStop::new(Bytewise(b"x\n.y\n.\r\nafter"))
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"x\n.y\n");
+    }
+}

@@ -1,0 +1,256 @@
+//! Handing a planned message to the relay: session options from the
+//! profile, failover across the profile's hosts on transient errors, the
+//! TLS mode, authentication, and turning the outcome into a report.
+
+use native_tls::Identity;
+
+use super::input::Spooled;
+use super::plan::Plan;
+use super::{DebugSink, Failure, Report};
+use crate::cli::{Args, TlsMode};
+use crate::config::{Auth, Profile, Transport};
+use crate::exit::Sysexit;
+use crate::smtp::auth::Credentials;
+use crate::smtp::{Error, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp, TlsOptions};
+
+/// The engine's options for a profile.
+pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
+    let mut tls = TlsOptions::new();
+    tls.verify = p.tls_verify;
+    tls.ca_file = p.tls_ca_file.clone();
+    tls.fingerprint = p.tls_fingerprint;
+    if let (Some(cert), Some(key)) = (&p.tls_client_cert, &p.tls_client_key) {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                Failure::new(
+                    Sysexit::Config,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })
+        };
+        let identity = Identity::from_pkcs8(&read(cert)?, &read(key)?).map_err(|e| {
+            Failure::new(
+                Sysexit::Config,
+                format!(
+                    "cannot use the client certificate {} with key {}: {e} (the key must be PEM PKCS#8, \"BEGIN PRIVATE KEY\")",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })?;
+        tls.identity = Some(identity);
+    }
+    Ok(SessionOptions {
+        local_hostname: p.domain.clone(),
+        timeout: p.timeout,
+        connect_timeout: p.timeout,
+        implicit_tls: p.tls == TlsMode::Tls,
+        tls,
+        protocol: if p.transport == Transport::Lmtp {
+            Protocol::Lmtp
+        } else {
+            Protocol::Smtp
+        },
+        plaintext_auth: if p.allow_plaintext_auth {
+            PlaintextAuth::Always
+        } else {
+            PlaintextAuth::Loopback
+        },
+        ..SessionOptions::default()
+    })
+}
+
+fn debug_level(args: &Args) -> u8 {
+    if args.debug {
+        2
+    } else if args.verbose {
+        1
+    } else {
+        0
+    }
+}
+
+/// Connects to the first host that answers, trying the next on a
+/// transient failure, and brings the session to the point of MAIL FROM:
+/// STARTTLS as the profile says, then AUTH.
+fn open_session(p: &Profile, args: &Args, debug: DebugSink) -> Result<(Smtp, String), Failure> {
+    let opts = session_options(p)?;
+    let mut smtp = Smtp::new(opts);
+    let level = debug_level(args);
+    if level > 0 {
+        smtp.set_debuglevel(level, debug);
+    }
+    let port = p.effective_port();
+    let mut last = None;
+    for host in &p.hosts {
+        let ctx = format!("relay {host}");
+        let r = smtp.connect(host, Some(port)).and_then(|_| {
+            if p.tls == TlsMode::Starttls {
+                smtp.starttls()?;
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                authenticate(&mut smtp, p).map_err(|f| Failure {
+                    message: format!("{ctx}: {}", f.message),
+                    ..f
+                })?;
+                return Ok((smtp, host.clone()));
+            }
+            Err(e) if e.is_transient() => {
+                smtp.close();
+                last = Some(Failure::smtp(&ctx, &e));
+            }
+            Err(e) => return Err(Failure::smtp(&ctx, &e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| Failure::new(Sysexit::Config, "no relay host configured")))
+}
+
+fn authenticate(smtp: &mut Smtp, p: &Profile) -> Result<(), Failure> {
+    let mech = match (&p.auth, &p.user) {
+        (Auth::None, _) | (Auth::Auto, None) => return Ok(()),
+        (Auth::Auto, Some(_)) => None,
+        (Auth::Mechanism(m), _) => Some(m.name()),
+    };
+    let is_external = mech.is_some_and(|m| m.eq_ignore_ascii_case("EXTERNAL"));
+    let user = p.user.clone().unwrap_or_default();
+    if user.is_empty() && !is_external {
+        return Err(Failure::new(
+            Sysexit::Config,
+            format!(
+                "auth {} needs a user name: set user in the profile or give --user",
+                mech.unwrap_or("auto")
+            ),
+        ));
+    }
+    let secret = if is_external {
+        Default::default()
+    } else {
+        p.password()?.ok_or_else(|| {
+            Failure::new(
+                Sysexit::Config,
+                format!(
+                    "no password for {user}: set password_command (or password) in the profile, --password-command, or SMTPSEND_PASSWORD"
+                ),
+            )
+        })?
+    };
+    let creds = Credentials {
+        authzid: is_external.then(|| user.clone()).filter(|u| !u.is_empty()),
+        user,
+        secret,
+    };
+    smtp.login_with(&creds, mech)
+        .map(|_| ())
+        .map_err(|e| Failure::smtp("authentication", &e))
+}
+
+/// Sends the spooled message to the relay.
+pub fn deliver(
+    plan: &Plan,
+    args: &Args,
+    spooled: &mut Spooled,
+    debug: DebugSink,
+) -> Result<Report, Failure> {
+    let (mut smtp, host) = open_session(&plan.profile, args, debug)?;
+    let ctx = format!("relay {host}");
+    let info = spooled.info;
+    let reader = spooled.reader().map_err(|e| {
+        Failure::new(
+            Sysexit::IoErr,
+            format!("cannot reread the spooled message: {e}"),
+        )
+    })?;
+    let refused = smtp
+        .send(
+            &plan.envelope,
+            reader,
+            SendOptions {
+                info: Some(info),
+                quit_after: true,
+            },
+        )
+        .map_err(|e| Failure::smtp(&ctx, &e))?;
+    if smtp.is_connected() {
+        let _ = smtp.quit();
+    }
+    let mut report = Report::default();
+    for (addr, reply) in &refused {
+        report
+            .notices
+            .push(format!("recipient <{addr}> refused by {host}: {reply}"));
+    }
+    if !refused.is_empty() && args.strict_recipients {
+        return Err(Failure::new(
+            Sysexit::NoUser,
+            format!(
+                "{} of {} recipients refused (--strict-recipients): {}",
+                refused.len(),
+                plan.envelope.to.len(),
+                report.notices.join("; ")
+            ),
+        ));
+    }
+    Ok(report)
+}
+
+/// `--serverinfo`: what the relay offers, before and after STARTTLS.
+pub fn serverinfo(p: &Profile, args: &Args, debug: DebugSink) -> Result<Report, Failure> {
+    let host = p.hosts.first().ok_or_else(|| {
+        Failure::new(
+            Sysexit::Usage,
+            "--serverinfo needs a relay: give --host or a profile with a host",
+        )
+    })?;
+    let opts = session_options(p)?;
+    let mut smtp = Smtp::new(opts);
+    let level = debug_level(args);
+    if level > 0 {
+        smtp.set_debuglevel(level, debug);
+    }
+    let ctx = format!("relay {host}");
+    let port = p.effective_port();
+    let fail = |e: Error| Failure::smtp(&ctx, &e);
+    let greeting = smtp.connect(host, Some(port)).map_err(fail)?;
+    let mut out = format!("relay: {host} port {port}\ngreeting: {}\n", greeting);
+    describe(&mut smtp, &mut out, "").map_err(fail)?;
+    if p.tls == TlsMode::Starttls && smtp.has_extn("starttls") {
+        smtp.starttls().map_err(fail)?;
+        describe(&mut smtp, &mut out, " after STARTTLS").map_err(fail)?;
+    }
+    let _ = smtp.quit();
+    Ok(Report {
+        output: out,
+        ..Report::default()
+    })
+}
+
+fn describe(smtp: &mut Smtp, out: &mut String, when: &str) -> Result<(), Error> {
+    if let Some(info) = smtp.tls_info() {
+        out.push_str(&format!(
+            "TLS{when}: yes, certificate sha256:{}\n",
+            info.fingerprint_sha256.unwrap_or_default()
+        ));
+    } else {
+        out.push_str(&format!("TLS{when}: no\n"));
+    }
+    smtp.ehlo_or_helo_if_needed()?;
+    out.push_str(&format!("extensions{when}:\n"));
+    for (name, params) in smtp.extensions().iter() {
+        let line = format!("    {} {params}", name.to_ascii_uppercase());
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let mechs = smtp.extensions().auth_mechanisms();
+    out.push_str(&format!(
+        "AUTH mechanisms{when}: {}\n",
+        if mechs.is_empty() {
+            "none".into()
+        } else {
+            mechs.join(" ")
+        }
+    ));
+    Ok(())
+}
