@@ -1,0 +1,704 @@
+//! The real binary against the scripted server: the message table under
+//! tests/messages (envelope and transmitted headers for each rule), the
+//! argv of every sendmail caller, configuration files, AUTH flags and the
+//! exit status of each failure class.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::*;
+
+/// A clean environment for one run: its own HOME, no inherited config.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a config file (mode 0600) and returns its path.
+    fn config(&self, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path("config.toml");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Out {
+        self.run_env(args, stdin, &[])
+    }
+
+    fn run_env(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpsend"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("xdg-config"))
+            .env("XDG_STATE_HOME", self.path("xdg-state"))
+            .env("LOGNAME", "tester")
+            .env("TZ", "UTC")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut sin = child.stdin.take().unwrap();
+        // A binary that fails early may not read its input: that is fine.
+        let _ = sin.write_all(stdin);
+        drop(sin);
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+fn relay_args(server: &ScriptedServer) -> Vec<String> {
+    vec![
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        server.port().to_string(),
+        "--tls".into(),
+        "none".into(),
+        "--domain".into(),
+        "client.example".into(),
+    ]
+}
+
+/// Splits an args line like a shell would, for double quotes only.
+fn split_args(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn header_block(content: &[u8]) -> String {
+    let s = String::from_utf8_lossy(content);
+    s.split("\r\n\r\n").next().unwrap_or("").to_owned()
+}
+
+/// Every case under tests/messages: NAME.eml is the input, NAME.expect
+/// says what must reach the server.
+#[test]
+fn message_table() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/messages");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".expect")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 20,
+        "message table has only {} cases",
+        names.len()
+    );
+    let mut failures = Vec::new();
+    for name in &names {
+        if let Err(why) = std::panic::catch_unwind(|| check_case(&dir, name)) {
+            let why = why
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| why.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{name}: {why}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "message table failures:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn check_case(dir: &Path, name: &str) {
+    let input = std::fs::read(dir.join(format!("{name}.eml"))).unwrap();
+    let expect = std::fs::read_to_string(dir.join(format!("{name}.expect"))).unwrap();
+    let mut args = Vec::new();
+    let mut exit = 0;
+    let mut checks = Vec::new();
+    for line in expect.lines() {
+        let (k, v) = line
+            .split_once(": ")
+            .unwrap_or((line.trim_end_matches(':'), ""));
+        match k {
+            "args" => args = split_args(v),
+            "exit" => exit = v.parse().unwrap(),
+            _ => checks.push((k.to_owned(), v.to_owned())),
+        }
+    }
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let mut argv = relay_args(&server);
+    argv.extend(args);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, &input);
+    let t = server.finish();
+    assert_eq!(out.code, exit, "exit status; stderr: {}", out.stderr);
+    let msgs = t.messages();
+    if exit != 0 {
+        assert!(msgs.is_empty(), "a message was sent despite exit {exit}");
+    } else {
+        assert_eq!(msgs.len(), 1, "stderr: {}", out.stderr);
+    }
+    for (k, v) in checks {
+        match k.as_str() {
+            "stderr" => assert!(
+                out.stderr.contains(&v),
+                "stderr lacks {v:?}: {}",
+                out.stderr
+            ),
+            "from" => assert_eq!(msgs[0].mail_from.split(' ').next().unwrap(), v),
+            "mail-param" => assert!(msgs[0].mail_from.contains(&v), "{}", msgs[0].mail_from),
+            "rcpt" => assert_eq!(msgs[0].rcpt_addrs(), v.split(' ').collect::<Vec<_>>()),
+            "present" => {
+                let h = header_block(&msgs[0].content);
+                assert!(h.contains(&v), "headers lack {v:?}:\n{h}");
+            }
+            "absent" => {
+                let h = header_block(&msgs[0].content);
+                assert!(
+                    !h.lines()
+                        .any(|l| l.starts_with(&format!("{v}:")) || l.contains(&v)),
+                    "headers have {v:?}:\n{h}"
+                );
+            }
+            "body-present" => assert!(msgs[0].content_str().contains(&v)),
+            "body-absent" => assert!(!msgs[0].content_str().contains(&v)),
+            other => panic!("unknown check {other}"),
+        }
+    }
+    if exit == 0 {
+        let m = &msgs[0];
+        assert!(!m.wire_has_bare_lf() && !m.wire_has_bare_cr());
+    }
+}
+
+#[test]
+fn endless_header_block_is_refused() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let mut msg = b"From: a@example.org\n".to_vec();
+    while msg.len() < 2 << 20 {
+        msg.extend_from_slice(b"X-Filler: 0123456789012345678901234567890123456789\n");
+    }
+    let mut argv = relay_args(&server);
+    argv.extend(["-i".into(), "b@example.org".into()]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, &msg);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    assert!(server.finish().messages().is_empty());
+}
+
+#[test]
+fn empty_message_is_no_input() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let argv = relay_args(&server);
+    let mut argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    argv.push("b@example.org");
+    let out = env.run(&argv, b"");
+    assert_eq!(out.code, 66, "{}", out.stderr);
+    assert!(out.stderr.contains("empty"), "{}", out.stderr);
+    assert!(server.finish().messages().is_empty());
+}
+
+/// The argv real programs pass to /usr/sbin/sendmail.
+#[test]
+fn sendmail_callers() {
+    let cases: &[(&str, &[&str], &str, &[&str])] = &[
+        (
+            "cron",
+            &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+            "root@client.example",
+            &["root@client.example"],
+        ),
+        (
+            "bsd-mailx",
+            &["-i", "--", "alice@example.org"],
+            "tester@client.example",
+            &["alice@example.org"],
+        ),
+        (
+            "mutt",
+            &["-oem", "-oi", "--", "alice@example.org", "bob@example.org"],
+            "tester@client.example",
+            &["alice@example.org", "bob@example.org"],
+        ),
+        (
+            "git send-email",
+            &["-i", "alice@example.org", "bob@example.org"],
+            "tester@client.example",
+            &["alice@example.org", "bob@example.org"],
+        ),
+        (
+            "php mail()",
+            &["-t", "-i", "-f", "web@example.org", "-fwww-data"],
+            "www-data@client.example",
+            &["to@example.org"],
+        ),
+        (
+            "sudo",
+            &["-t"],
+            "tester@client.example",
+            &["to@example.org"],
+        ),
+        (
+            "null sender",
+            &["-f", "<>", "-i", "alice@example.org"],
+            "",
+            &["alice@example.org"],
+        ),
+        (
+            "name in -f",
+            &[
+                "-f",
+                "Web Site <web@example.org>",
+                "-i",
+                "Bob <bob@example.org>",
+            ],
+            "web@example.org",
+            &["bob@example.org"],
+        ),
+    ];
+    for (caller, args, sender, rcpts) in cases {
+        let server = ScriptedServer::start(Script::new());
+        let env = Env::new();
+        let mut argv = relay_args(&server);
+        if *caller == "cron" {
+            argv.extend(["-f".into(), "root".into()]);
+        }
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(
+            &argv,
+            b"To: to@example.org\nSubject: from a caller\n\nbody\n",
+        );
+        let t = server.finish();
+        assert_eq!(out.code, 0, "{caller}: {}", out.stderr);
+        let m = &t.messages()[0];
+        assert_eq!(m.sender_addr(), *sender, "{caller}");
+        assert_eq!(m.rcpt_addrs(), *rcpts, "{caller}");
+        let h = header_block(&m.content);
+        assert!(
+            h.contains("Date: ") && h.contains("Message-ID: <"),
+            "{caller}: {h}"
+        );
+        if *caller == "cron" {
+            assert!(m.mail_from.contains("BODY=8BITMIME") || !m.content.iter().any(|b| *b >= 0x80));
+            assert!(h.contains("From: CronDaemon <root@client.example>"), "{h}");
+        }
+    }
+}
+
+#[test]
+fn config_profiles_and_aliases() {
+    let server = ScriptedServer::start(Script::new().max_connections(2));
+    let env = Env::new();
+    let cfg = env.config(&format!(
+        r#"
+default_profile = "relay"
+[profile.relay]
+host = "127.0.0.1"
+port = {}
+tls = "none"
+domain = "box.example"
+from = "*@example.org"
+
+[aliases]
+root = "admin@example.com, ops"
+ops = "ops@example.com"
+default = "catchall@example.com"
+"#,
+        server.port()
+    ));
+    let cfg = cfg.to_str().unwrap();
+    let out = env.run(
+        &["-C", cfg, "-i", "root", "www-data", "x@example.net"],
+        b"Subject: alias\n\nx\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out2 = env.run(
+        &[
+            "-C",
+            cfg,
+            "-a",
+            "relay",
+            "-f",
+            "me@example.org",
+            "-i",
+            "y@example.net",
+        ],
+        b"Subject: p\n\nx\n",
+    );
+    assert_eq!(out2.code, 0, "{}", out2.stderr);
+    let t = server.finish();
+    let m = t.messages();
+    assert_eq!(
+        m[0].rcpt_addrs(),
+        [
+            "admin@example.com",
+            "ops@example.com",
+            "catchall@example.com",
+            "x@example.net"
+        ]
+    );
+    assert_eq!(m[0].sender_addr(), "tester@box.example");
+    assert_eq!(m[1].sender_addr(), "me@example.org");
+    assert_eq!(t.connections[0].commands()[0], "EHLO box.example");
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let env = Env::new();
+    let cfg = env.config("[profile.work]\nhots = \"smtp.example.org\"\n");
+    let out = env.run(
+        &["-C", cfg.to_str().unwrap(), "-i", "x@example.org"],
+        b"Subject: x\n\nx\n",
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("{}:2:", cfg.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hots"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+
+    let missing = env.run(
+        &["-C", "/nonexistent/smtpsend.toml", "x@example.org"],
+        b"Subject: x\n\nx\n",
+    );
+    assert_eq!(missing.code, 78, "{}", missing.stderr);
+}
+
+#[test]
+fn password_in_a_world_readable_config_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let cfg = env.config("host = \"127.0.0.1\"\nuser = \"u\"\npassword = \"hunter2\"\n");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(
+        &["-C", cfg.to_str().unwrap(), "-i", "x@example.org"],
+        b"Subject: x\n\nx\n",
+    );
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(out.stderr.contains("chmod"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2"));
+}
+
+#[test]
+fn exit_status_for_each_failure_class() {
+    let cases: Vec<(&str, Script, i32)> = vec![
+        (
+            "sender 5xx",
+            Script::new().reply_to("MAIL", "550 5.7.1 no"),
+            69,
+        ),
+        (
+            "sender 4xx",
+            Script::new().reply_to("MAIL", "451 4.3.0 later"),
+            75,
+        ),
+        (
+            "all rcpts refused",
+            Script::new().reply_to("RCPT", "550 5.1.1 unknown"),
+            67,
+        ),
+        (
+            "data 5xx",
+            Script::new().after_data("554 5.6.0 rejected"),
+            69,
+        ),
+        ("data 4xx", Script::new().after_data("452 4.3.1 full"), 75),
+        ("greeting 554", Script::new().greeting("554 go away"), 69),
+        (
+            "garbage",
+            Script::new().raw_reply_at(Step::Ehlo, raw::garbage()),
+            76,
+        ),
+        (
+            "disconnect mid-data",
+            Script::new().disconnect_at(Step::DataBytes(3)),
+            75,
+        ),
+    ];
+    for (what, script, code) in cases {
+        let server = ScriptedServer::start(script);
+        let env = Env::new();
+        let mut argv = relay_args(&server);
+        argv.extend(["-i".into(), "b@example.org".into()]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(&argv, b"Subject: x\n\nbody\n");
+        assert_eq!(out.code, code, "{what}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{what}: one line: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.starts_with("smtpsend: "),
+            "{what}: {}",
+            out.stderr
+        );
+        server.finish();
+    }
+    let env = Env::new();
+    let out = env.run(&["-Z", "x@example.org"], b"");
+    assert_eq!(out.code, 64);
+    assert!(out.stderr.contains("-Z"), "{}", out.stderr);
+    let out = env.run(&["-i"], b"Subject: x\n\nx\n");
+    assert_eq!(out.code, 64, "{}", out.stderr);
+}
+
+#[test]
+fn partial_refusal_is_reported_and_strict_mode_fails() {
+    for (strict, code) in [(false, 0), (true, 67)] {
+        let server =
+            ScriptedServer::start(Script::new().reply_to("RCPT TO:<bad@", "550 5.1.1 unknown"));
+        let env = Env::new();
+        let mut argv = relay_args(&server);
+        argv.extend([
+            "-i".into(),
+            "ok@example.org".into(),
+            "bad@example.org".into(),
+        ]);
+        if strict {
+            argv.push("--strict-recipients".into());
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(&argv, b"Subject: x\n\nbody\n");
+        assert_eq!(out.code, code, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("bad@example.org") && out.stderr.contains("550"),
+            "{}",
+            out.stderr
+        );
+        server.finish();
+    }
+}
+
+#[test]
+fn auth_flags_password_command_and_env() {
+    let server = ScriptedServer::start(
+        Script::new()
+            .with_cap("AUTH PLAIN LOGIN")
+            .auth_accept("alice", "pw with space")
+            .max_connections(4),
+    );
+    let env = Env::new();
+    let base = relay_args(&server);
+    let run = |extra: &[&str], envv: &[(&str, &str)]| {
+        let mut argv: Vec<&str> = base.iter().map(String::as_str).collect();
+        argv.extend(extra);
+        argv.extend(["-i", "b@example.org"]);
+        env.run_env(&argv, b"Subject: x\n\nbody\n", envv)
+    };
+    let ok = run(
+        &[
+            "--user",
+            "alice",
+            "--password-command",
+            "printf 'pw with space\\n'",
+        ],
+        &[],
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let ok_env = run(
+        &["--user", "alice", "--auth", "login"],
+        &[("SMTPSEND_PASSWORD", "pw with space")],
+    );
+    assert_eq!(ok_env.code, 0, "{}", ok_env.stderr);
+    let refused = run(
+        &["--user", "alice", "--password-command", "echo wrong"],
+        &[],
+    );
+    assert_eq!(refused.code, 77, "{}", refused.stderr);
+    assert!(refused.stderr.contains("535"), "{}", refused.stderr);
+    let failing = run(
+        &[
+            "--user",
+            "alice",
+            "--password-command",
+            "echo vault locked >&2; exit 3",
+        ],
+        &[],
+    );
+    assert_eq!(failing.code, 78, "{}", failing.stderr);
+    assert!(
+        failing.stderr.contains("vault locked"),
+        "{}",
+        failing.stderr
+    );
+    let t = server.finish();
+    assert_eq!(t.messages().iter().filter(|m| m.accepted).count(), 2);
+    assert!(t.connections.iter().filter(|c| c.authenticated).count() == 2);
+}
+
+#[test]
+fn verbose_transcript_redacts_secrets() {
+    let server = ScriptedServer::start(
+        Script::new()
+            .with_cap("AUTH PLAIN")
+            .auth_accept("alice", "topsecret"),
+    );
+    let env = Env::new();
+    let mut argv = relay_args(&server);
+    argv.extend(["-v", "--user", "alice", "-i", "b@example.org"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run_env(
+        &argv,
+        b"Subject: x\n\nbody\n",
+        &[("SMTPSEND_PASSWORD", "topsecret")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("AUTH PLAIN <redacted>"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("topsecret") && !out.stderr.contains("dG9wc2VjcmV0"),
+        "{}",
+        out.stderr
+    );
+    server.finish();
+}
+
+#[test]
+fn local_maildir_delivery_with_no_configuration() {
+    let env = Env::new();
+    let out = env.run(&["root"], b"Subject: local\n\nhello\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("delivered locally"), "{}", out.stderr);
+    let new = env.path("Maildir/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(
+        text.contains("Subject: local\n") && text.ends_with("\nhello\n"),
+        "{text}"
+    );
+    // $MAILDIR wins.
+    let md = env.path("other-maildir");
+    let out = env.run_env(
+        &["root"],
+        b"Subject: x\n\nx\n",
+        &[("MAILDIR", md.to_str().unwrap())],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 1);
+}
+
+#[test]
+fn dry_run_sends_nothing_and_shows_the_plan() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let mut argv = relay_args(&server);
+    argv.extend(["--dry-run", "-t", "-i"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(
+        &argv,
+        b"From: root\nTo: root, b@example.org\nBcc: hidden@example.org\n\nbody\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("recipient: <root@client.example>"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("recipient: <hidden@example.org>"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("To: root@client.example, b@example.org"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("Bcc:"), "{}", out.stdout);
+    let t = server.finish();
+    assert_eq!(t.accepted(), 0);
+}
+
+#[test]
+fn newaliases_personality_and_serverinfo() {
+    let env = Env::new();
+    let link = env.path("newaliases");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_smtpsend"), &link).unwrap();
+    let out = Command::new(&link)
+        .env("HOME", env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let server = ScriptedServer::start(Script::new().with_cap("AUTH PLAIN CRAM-MD5"));
+    let mut argv = relay_args(&server);
+    argv.push("--serverinfo".into());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("greeting: 220 scripted ESMTP"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("PIPELINING") && out.stdout.contains("AUTH mechanisms: PLAIN CRAM-MD5"),
+        "{}",
+        out.stdout
+    );
+    server.finish();
+}
