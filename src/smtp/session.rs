@@ -1095,3 +1095,107 @@ mod tests {
         assert!(check_param("").is_err());
     }
 }
+
+impl Smtp {
+    /// smtplib's `send_message`: the envelope comes from the message when
+    /// not given. The sender is `Sender` if present, else `From`; the
+    /// recipients are every `To`, `Bcc` and `Cc` (smtplib reads only the
+    /// first of each and loses the rest). If the message has one block of
+    /// `Resent-` fields, only `Resent-Sender`/`Resent-From` and
+    /// `Resent-To`/`Resent-Bcc`/`Resent-Cc` count; more than one block is
+    /// [`Error::InvalidInput`] and nothing is sent. `Bcc` and `Resent-Bcc`
+    /// are never transmitted. Returns the refused recipients, as
+    /// [`Smtp::sendmail`].
+    ///
+    /// ```
+    /// # use std::io::{BufRead, BufReader, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// # let port = listener.local_addr().unwrap().port();
+    /// # let server = std::thread::spawn(move || {
+    /// #     let (s, _) = listener.accept().unwrap();
+    /// #     let mut r = BufReader::new(s.try_clone().unwrap());
+    /// #     let mut w = s;
+    /// #     let mut seen = Vec::new();
+    /// #     w.write_all(b"220 test ESMTP\r\n").unwrap();
+    /// #     let (mut line, mut in_data) = (String::new(), false);
+    /// #     while { line.clear(); r.read_line(&mut line).unwrap() > 0 } {
+    /// #         let cmd = line.trim_end().to_string();
+    /// #         seen.push(cmd.clone());
+    /// #         if in_data {
+    /// #             if cmd == "." { in_data = false; w.write_all(b"250 queued\r\n").unwrap(); }
+    /// #             continue;
+    /// #         }
+    /// #         let reply: &[u8] = match cmd.get(..4).unwrap_or("") {
+    /// #             "EHLO" => b"250-test\r\n250 PIPELINING\r\n",
+    /// #             "DATA" => { in_data = true; b"354 go\r\n" }
+    /// #             "QUIT" => { w.write_all(b"221 bye\r\n").unwrap(); break }
+    /// #             _ => b"250 ok\r\n",
+    /// #         };
+    /// #         w.write_all(reply).unwrap();
+    /// #     }
+    /// #     seen
+    /// # });
+    /// use smtpsend::smtp::{SessionOptions, Smtp};
+    ///
+    /// let mut s = Smtp::new(SessionOptions::default());
+    /// s.connect(&format!("127.0.0.1:{port}"), None)?;
+    /// let msg = b"From: Alice <alice@example.org>\r\n\
+    ///             To: bob@example.org\r\n\
+    ///             To: carol@example.org\r\n\
+    ///             Bcc: dave@example.org\r\n\
+    ///             Subject: hi\r\n\r\nHello.\r\n";
+    /// let refused = s.send_message(msg, None, None, &[], &[])?;
+    /// assert!(refused.is_empty());
+    /// s.quit()?;
+    /// # let seen = server.join().unwrap();
+    /// # assert!(seen.contains(&"MAIL FROM:<alice@example.org>".to_string()), "{seen:?}");
+    /// # assert!(seen.contains(&"RCPT TO:<carol@example.org>".to_string()));
+    /// # assert!(seen.contains(&"RCPT TO:<dave@example.org>".to_string()));
+    /// # assert!(!seen.iter().any(|l| l.starts_with("Bcc")));
+    /// # Ok::<(), smtpsend::smtp::Error>(())
+    /// ```
+    pub fn send_message(
+        &mut self,
+        msg: &[u8],
+        from_addr: Option<&str>,
+        to_addrs: Option<&[&str]>,
+        mail_options: &[&str],
+        rcpt_options: &[&str],
+    ) -> Result<Refused, Error> {
+        use crate::message;
+        let bad = |e: message::MessageError| Error::InvalidInput(e.to_string());
+        let mut rest = msg;
+        let mut headers =
+            message::read_header_block(&mut rest, message::MAX_HEADER_BYTES).map_err(bad)?;
+        let extracted = message::extract_envelope(&headers).map_err(bad)?;
+        let from = match from_addr {
+            Some(f) => f.to_owned(),
+            None => extracted.sender.clone().ok_or_else(|| {
+                Error::InvalidInput(
+                    "the message has no Sender or From to take the envelope sender from".into(),
+                )
+            })?,
+        };
+        let to: Vec<String> = match to_addrs {
+            Some(t) => t.iter().map(|s| (*s).to_owned()).collect(),
+            None => extracted.recipients.clone(),
+        };
+        message::strip_bcc(&mut headers);
+        let head = headers.to_bytes();
+        let mut scanner = BodyScanner::new();
+        scanner.update(&head);
+        scanner.update(rest);
+        let env = Envelope {
+            from,
+            to,
+            mail_options: mail_options.iter().map(|s| (*s).to_owned()).collect(),
+            rcpt_options: rcpt_options.iter().map(|s| (*s).to_owned()).collect(),
+            dsn: None,
+        };
+        let opts = SendOptions {
+            info: Some(scanner.finish()),
+            quit_after: false,
+        };
+        self.send(&env, &mut std::io::Read::chain(&head[..], rest), opts)
+    }
+}
