@@ -1074,28 +1074,6 @@ fn utf8_addr_xtext(s: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xtext_rfc3461() {
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-        assert_eq!(xtext("plain@example.org"), "plain@example.org");
-        assert_eq!(
-            utf8_addr_xtext("j\u{f6}+x@example.org"),
-            "j\u{f6}\\x{2B}x@example.org"
-        );
-    }
-
-    #[test]
-    fn param_check() {
-        assert!(check_param("SIZE=100").is_ok());
-        assert!(check_param("SIZE=1 X").is_err());
-        assert!(check_param("").is_err());
-    }
-}
-
 impl Smtp {
     /// smtplib's `send_message`: the envelope comes from the message when
     /// not given. The sender is `Sender` if present, else `From`; the
@@ -1197,5 +1175,27 @@ impl Smtp {
             quit_after: false,
         };
         self.send(&env, &mut std::io::Read::chain(&head[..], rest), opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xtext_rfc3461() {
+        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+        assert_eq!(xtext("plain@example.org"), "plain@example.org");
+        assert_eq!(
+            utf8_addr_xtext("j\u{f6}+x@example.org"),
+            "j\u{f6}\\x{2B}x@example.org"
+        );
+    }
+
+    #[test]
+    fn param_check() {
+        assert!(check_param("SIZE=100").is_ok());
+        assert!(check_param("SIZE=1 X").is_err());
+        assert!(check_param("").is_err());
     }
 }
