@@ -702,3 +702,35 @@ fn newaliases_personality_and_serverinfo() {
     );
     server.finish();
 }
+
+#[test]
+fn serverinfo_shows_the_certificate_before_and_after_starttls() {
+    let pki = TestPki::new();
+    let server = ScriptedServer::start(Script::new().starttls().pki(&pki).with_cap("AUTH PLAIN"));
+    let env = Env::new();
+    let port = server.port().to_string();
+    let ca = pki.ca_path.to_str().unwrap().to_owned();
+    let out = env.run(
+        &[
+            "--serverinfo",
+            "--host",
+            "localhost",
+            "--port",
+            &port,
+            "--tls-ca-file",
+            &ca,
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let o = &out.stdout;
+    assert!(o.contains("TLS: no") && o.contains("STARTTLS"), "{o}");
+    assert!(o.contains("TLS after STARTTLS: yes"), "{o}");
+    assert!(
+        o.contains("certificate subject: CN=localhost") || o.contains("certificate subject:"),
+        "{o}"
+    );
+    assert!(o.contains(&pki.cert_sha256_hex()), "{o}");
+    assert!(o.contains("AUTH mechanisms after STARTTLS: PLAIN"), "{o}");
+    server.finish();
+}

@@ -229,8 +229,13 @@ pub fn serverinfo(p: &Profile, args: &Args, debug: DebugSink) -> Result<Report, 
 
 fn describe(smtp: &mut Smtp, out: &mut String, when: &str) -> Result<(), Error> {
     if let Some(info) = smtp.tls_info() {
+        out.push_str(&format!("TLS{when}: yes (TLS 1.2 or later)\n"));
+        if let Some(der) = &info.certificate_der {
+            out.push_str(&describe_certificate(der));
+        }
         out.push_str(&format!(
-            "TLS{when}: yes, certificate sha256:{}\n",
+            "certificate sha256: {} (tls_fingerprint = \"sha256:{}\")\n",
+            info.fingerprint_sha256.clone().unwrap_or_default(),
             info.fingerprint_sha256.unwrap_or_default()
         ));
     } else {
@@ -253,4 +258,32 @@ fn describe(smtp: &mut Smtp, out: &mut String, when: &str) -> Result<(), Error> 
         }
     ));
     Ok(())
+}
+
+/// Subject, issuer and validity of a DER certificate, one per line.
+fn describe_certificate(der: &[u8]) -> String {
+    let Ok(cert) = openssl::x509::X509::from_der(der) else {
+        return "certificate: (cannot be decoded)\n".into();
+    };
+    let name = |n: &openssl::x509::X509NameRef| {
+        n.entries()
+            .map(|e| {
+                let key = e.object().nid().short_name().unwrap_or("?");
+                let val = e
+                    .data()
+                    .as_utf8()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                format!("{key}={val}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "certificate subject: {}\ncertificate issuer: {}\ncertificate valid: {} to {}\n",
+        name(cert.subject_name()),
+        name(cert.issuer_name()),
+        cert.not_before(),
+        cert.not_after()
+    )
 }
