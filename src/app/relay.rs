@@ -269,11 +269,7 @@ fn describe_certificate(der: &[u8]) -> String {
         n.entries()
             .map(|e| {
                 let key = e.object().nid().short_name().unwrap_or("?");
-                let val = e
-                    .data()
-                    .as_utf8()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
+                let val = e.data().to_string();
                 format!("{key}={val}")
             })
             .collect::<Vec<_>>()
