@@ -269,7 +269,7 @@ fn describe_certificate(der: &[u8]) -> String {
         n.entries()
             .map(|e| {
                 let key = e.object().nid().short_name().unwrap_or("?");
-                let val = e.data().to_string();
+                let val = e.data().to_string().unwrap_or_default();
                 format!("{key}={val}")
             })
             .collect::<Vec<_>>()
