@@ -28,6 +28,7 @@ pub mod config;
 pub mod exit;
 pub mod hostname;
 pub mod identity;
+pub mod log;
 pub mod maildir;
 pub mod message;
 pub mod smtp;

@@ -6,6 +6,7 @@
 //! error, output for standard output) or a [`Failure`] that carries its
 //! sysexits code and one line for the user. `main.rs` does the printing.
 
+pub mod bs;
 pub mod input;
 pub mod plan;
 pub mod relay;
