@@ -22,7 +22,7 @@
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -254,8 +254,7 @@ fn write_to(target: &Target, entry: &Entry, sinks: &mut Sinks) -> Result<(), Log
             })
         }
         Target::Syslog => {
-            let tz = std::env::var("TZ").ok();
-            let offset = localtime::utc_offset(tz.as_deref(), read_zone, now).unwrap_or(0);
+            let offset = localtime::local_offset(now);
             let msg = format_syslog(entry, now, offset, std::process::id());
             send_datagram(sinks.syslog_socket, &msg).map_err(|source| LogError::Syslog {
                 socket: sinks.syslog_socket.to_owned(),
@@ -313,15 +312,6 @@ fn send_datagram(socket: &Path, msg: &str) -> io::Result<()> {
     sock.set_write_timeout(Some(SYSLOG_TIMEOUT))?;
     sock.send_to(msg.as_bytes(), socket)?;
     Ok(())
-}
-
-fn read_zone(path: &str) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    let file = std::fs::File::open(path).ok()?;
-    file.take(localtime::MAX_TZIF_BYTES)
-        .read_to_end(&mut data)
-        .ok()
-        .map(|_| data)
 }
 
 fn unix_now() -> i64 {

@@ -353,8 +353,7 @@ fn transform_headers(
         message::qualify_headers(headers, domain)?;
     }
     let now = DateStamp::now(0).unix_seconds;
-    let tz = std::env::var("TZ").ok();
-    let offset = localtime::utc_offset(tz.as_deref(), read_zone, now).unwrap_or(0);
+    let offset = localtime::local_offset(now);
     let from_addr = if sender.is_empty() {
         qualify(&identity::login_name(), domain)
     } else {
@@ -373,13 +372,4 @@ fn transform_headers(
     };
     message::complete_headers(headers, &completion)?;
     Ok(())
-}
-
-fn read_zone(path: &str) -> Option<Vec<u8>> {
-    let mut data = Vec::new();
-    let file = std::fs::File::open(path).ok()?;
-    file.take(localtime::MAX_TZIF_BYTES)
-        .read_to_end(&mut data)
-        .ok()?;
-    Some(data)
 }

@@ -385,6 +385,23 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Reads a zone file from the file system, bounded by [`MAX_TZIF_BYTES`]:
+/// the `read_zone` to hand to [`utc_offset`] outside tests.
+pub fn read_zone_file(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    file.take(MAX_TZIF_BYTES).read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
+/// This process's UTC offset at `unix_seconds`, from `$TZ` and the zone
+/// files; 0 (UTC) when it cannot be found.
+pub fn local_offset(unix_seconds: i64) -> i32 {
+    let tz = std::env::var("TZ").ok();
+    utc_offset(tz.as_deref(), read_zone_file, unix_seconds).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
