@@ -24,7 +24,14 @@ fn main() -> ExitCode {
         }
     };
     let mut stdin = std::io::stdin().lock();
-    match app::run(personality, &args, &mut stdin, Box::new(std::io::stderr())) {
+    let mut stdout = std::io::stdout();
+    match app::run(
+        personality,
+        &args,
+        &mut stdin,
+        &mut stdout,
+        Box::new(std::io::stderr()),
+    ) {
         Ok(report) => {
             if !report.output.is_empty() {
                 let mut out = std::io::stdout().lock();

@@ -734,3 +734,76 @@ fn serverinfo_shows_the_certificate_before_and_after_starttls() {
     assert!(o.contains("AUTH mechanisms after STARTTLS: PLAIN"), "{o}");
     server.finish();
 }
+
+#[test]
+fn bs_speaks_smtp_on_stdin_and_relays_each_message() {
+    let server = ScriptedServer::start(Script::new().max_connections(2));
+    let env = Env::new();
+    let mut argv = relay_args(&server);
+    argv.push("-bs".into());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let session = b"EHLO mua.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n\
+Subject: one\r\n\r\n..dotted\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<root>\r\nDATA\r\nSubject: two\r\n\r\nx\r\n.\r\nQUIT\r\n";
+    let out = env.run(&argv, session);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let codes: Vec<&str> = out.stdout.lines().map(|l| &l[..3]).collect();
+    assert_eq!(codes.first(), Some(&"220"), "{}", out.stdout);
+    assert_eq!(codes.last(), Some(&"221"), "{}", out.stdout);
+    assert_eq!(
+        codes.iter().filter(|c| **c == "354").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    let t = server.finish();
+    let m = t.messages();
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].sender_addr(), "a@example.org");
+    assert!(
+        m[0].content_str().contains("\r\n.dotted\r\n"),
+        "{}",
+        m[0].content_str()
+    );
+    assert_eq!(m[1].sender_addr(), "");
+    assert_eq!(m[1].rcpt_addrs(), ["root@client.example"]);
+}
+
+#[test]
+fn log_file_gets_one_line_per_message() {
+    let server = ScriptedServer::start(
+        Script::new()
+            .after_data("250 2.0.0 Ok: queued as ABC123")
+            .max_connections(2),
+    );
+    let env = Env::new();
+    let log = env.path("mail.log");
+    let mut argv = relay_args(&server);
+    argv.extend([
+        "-X".into(),
+        log.to_str().unwrap().into(),
+        "-L".into(),
+        "cronmail".into(),
+        "-i".into(),
+        "b@example.org".into(),
+    ]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    assert_eq!(env.run(&argv, b"Subject: x\n\nbody\n").code, 0);
+    assert_eq!(env.run(&argv, b"Subject: y\n\nbody\n").code, 0);
+    server.finish();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for l in lines {
+        for field in [
+            "cronmail",
+            "status=sent",
+            "relay=127.0.0.1",
+            "from=<tester@client.example>",
+            "to=<b@example.org>",
+            "queued as ABC123",
+            "duration_ms=",
+        ] {
+            assert!(l.contains(field), "{field} missing: {l}");
+        }
+    }
+}

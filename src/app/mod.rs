@@ -12,6 +12,8 @@ pub mod plan;
 pub mod relay;
 
 use std::io::{BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::cli::{Args, Personality};
 use crate::config::{Config, ConfigError};
@@ -72,16 +74,38 @@ pub struct Report {
     pub notices: Vec<String>,
     /// Output for standard output (--dry-run, --serverinfo, mailq).
     pub output: String,
+    /// For the log line: what became of the message.
+    pub status: Option<crate::log::Status>,
+    /// The relay that took it.
+    pub relay: Option<String>,
+    /// The relay's final reply.
+    pub reply: Option<String>,
 }
 
 /// Where the transcript of a session goes (standard error in the binary).
 pub type DebugSink = Box<dyn Write + Send>;
 
-/// Runs one invocation.
+/// A transcript writer shared by several sessions (`-bs` relays each
+/// message in its own session).
+#[derive(Clone)]
+struct SharedSink(Arc<Mutex<DebugSink>>);
+
+impl Write for SharedSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_or(Ok(b.len()), |mut w| w.write(b))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().map_or(Ok(()), |mut w| w.flush())
+    }
+}
+
+/// Runs one invocation. `stdin` carries the message (or, with `-bs`, the
+/// SMTP conversation whose replies go to `stdout`).
 pub fn run(
     personality: Personality,
     args: &Args,
     stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
     debug: DebugSink,
 ) -> Result<Report, Failure> {
     if personality == Personality::Newaliases || args.mode.as_deref() == Some("i") {
@@ -105,16 +129,13 @@ pub fn run(
             "the queue is not available in this build yet: messages are delivered directly",
         ));
     }
-    if args.mode.as_deref() == Some("s") {
-        return Err(Failure::new(
-            Sysexit::Usage,
-            "-bs (SMTP on standard input) is not supported yet: pipe the message to smtpsend instead",
-        ));
-    }
     let config = Config::discover(args.config.as_deref())?;
     if args.serverinfo {
         let profile = plan::choose_profile(args, config.as_ref(), None)?;
         return relay::serverinfo(&profile, args, debug);
+    }
+    if args.mode.as_deref() == Some("s") {
+        return serve_smtp(args, config.as_ref(), stdin, stdout, debug);
     }
     let mut input: Box<dyn Read> = match &args.file {
         Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
@@ -127,10 +148,129 @@ pub fn run(
         None => Box::new(stdin),
     };
     let mut reader = BufReader::with_capacity(64 * 1024, &mut input);
-    let plan = Plan::build(args, config.as_ref(), &mut reader)?;
-    let mut spooled = plan.spool(&mut reader)?;
+    send_one(args, config.as_ref(), &mut reader, debug)
+}
+
+/// Plans, spools, delivers and logs one message.
+fn send_one(
+    args: &Args,
+    config: Option<&Config>,
+    reader: &mut dyn std::io::BufRead,
+    debug: DebugSink,
+) -> Result<Report, Failure> {
+    let started = Instant::now();
+    let plan = Plan::build(args, config, reader)?;
+    let mut spooled = plan.spool(reader)?;
     if args.dry_run {
         return plan.dry_run(&mut spooled);
     }
-    plan.deliver(args, &mut spooled, debug)
+    let result = plan.deliver(args, &mut spooled, debug);
+    let mut result = result;
+    if let Some(notice) = log_outcome(args, &plan, spooled.info.size, &result, started) {
+        match &mut result {
+            Ok(r) => r.notices.push(notice),
+            Err(f) => f.message.push_str(&format!(" ({notice})")),
+        }
+    }
+    result
+}
+
+/// Writes the one log line for a message, where the profile or `-X` says;
+/// returns a notice if logging had to fall back. Logging never fails a
+/// send.
+fn log_outcome(
+    args: &Args,
+    plan: &Plan,
+    size: u64,
+    result: &Result<Report, Failure>,
+    started: Instant,
+) -> Option<String> {
+    use crate::config::LogTarget;
+    use crate::log::{Entry, Status, Target};
+    let target = match (&args.log_file, &plan.profile.log) {
+        (Some(f), _) => Target::File(f.clone()),
+        (None, Some(LogTarget::File(f))) => Target::File(f.clone()),
+        (None, Some(LogTarget::Syslog)) => Target::Syslog,
+        (None, None) => return None,
+    };
+    let (status, relay, reply) = match result {
+        Ok(r) => (
+            r.status.unwrap_or(Status::Sent),
+            r.relay.as_deref(),
+            r.reply.as_deref(),
+        ),
+        Err(f) => (
+            if f.exit == Sysexit::TempFail {
+                Status::Deferred
+            } else {
+                Status::Failed
+            },
+            None,
+            Some(f.message.as_str()),
+        ),
+    };
+    let entry = Entry {
+        tag: args.log_tag.as_deref().unwrap_or(crate::log::DEFAULT_TAG),
+        profile: &plan.profile.name,
+        relay,
+        sender: &plan.envelope.from,
+        recipients: &plan.envelope.to,
+        size,
+        status,
+        reply,
+        duration: started.elapsed(),
+    };
+    crate::log::write_or_fallback(&target, &entry)
+}
+
+/// `-bs`: SMTP on standard input and output; each accepted message is
+/// planned and delivered like one given on the command line, with the
+/// conversation's envelope.
+fn serve_smtp(
+    args: &Args,
+    config: Option<&Config>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    debug: DebugSink,
+) -> Result<Report, Failure> {
+    let hostname = config
+        .and_then(|c| c.select(args.profile.as_deref(), None).ok())
+        .and_then(|p| p.domain)
+        .or_else(crate::hostname::fqdn)
+        .unwrap_or_else(|| "localhost".into());
+    let sink = SharedSink(Arc::new(Mutex::new(debug)));
+    let mut notices = Vec::new();
+    let mut deliver = |a: bs::Accepted<'_>| -> bs::Verdict {
+        let mut one = args.clone();
+        one.from = Some(if a.sender.is_empty() {
+            "<>".into()
+        } else {
+            a.sender.clone()
+        });
+        one.from_long = None;
+        one.recipients = a.recipients.clone();
+        one.read_recipients = false;
+        one.ignore_dots = true;
+        one.mode = None;
+        let mut body = BufReader::new(a.body);
+        match send_one(&one, config, &mut body, Box::new(sink.clone())) {
+            Ok(r) => {
+                let text = r.notices.join("; ");
+                notices.extend(r.notices);
+                bs::Verdict::Accepted(format!(
+                    "2.0.0 {}",
+                    if text.is_empty() { "sent" } else { &text }
+                ))
+            }
+            Err(f) if f.exit == Sysexit::TempFail => bs::Verdict::Temporary(f.message),
+            Err(f) => bs::Verdict::Permanent(f.message),
+        }
+    };
+    let mut input = BufReader::new(stdin);
+    bs::serve(&mut input, stdout, &hostname, &mut deliver)
+        .map_err(|e| Failure::new(Sysexit::IoErr, format!("-bs: {e}")))?;
+    Ok(Report {
+        notices,
+        ..Report::default()
+    })
 }

@@ -332,6 +332,8 @@ impl Plan {
         };
         Ok(Report {
             notices: vec![note],
+            status: Some(crate::log::Status::Local),
+            reply: Some(path.display().to_string()),
             ..Report::default()
         })
     }

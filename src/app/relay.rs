@@ -173,10 +173,16 @@ pub fn deliver(
             },
         )
         .map_err(|e| Failure::smtp(&ctx, &e))?;
+    let accepted = smtp.accepted_reply().map(|r| r.to_string());
     if smtp.is_connected() {
         let _ = smtp.quit();
     }
-    let mut report = Report::default();
+    let mut report = Report {
+        status: Some(crate::log::Status::Sent),
+        relay: Some(host.clone()),
+        reply: accepted,
+        ..Report::default()
+    };
     for (addr, reply) in &refused {
         report
             .notices

@@ -196,6 +196,9 @@ pub struct Smtp {
     debug: Debug,
     /// BDAT chunks sent in the current transaction, each owed a reply.
     bdat_chunks: usize,
+    /// The reply that accepted the last message (for logs: it usually
+    /// names the relay's queue id).
+    accepted_reply: Option<Reply>,
 }
 
 impl Smtp {
@@ -215,6 +218,7 @@ impl Smtp {
                 out: None,
             },
             bdat_chunks: 0,
+            accepted_reply: None,
         }
     }
 
@@ -738,6 +742,7 @@ impl Smtp {
         let pipelining = self.has_extn("pipelining");
         let bdat = self.opts.chunking && pipelining && self.has_extn("chunking");
         self.bdat_chunks = 0;
+        self.accepted_reply = None;
 
         let (refused, accepted) = if pipelining {
             self.envelope_pipelined(env, &mail_args, &rcpt_args, bdat)?
@@ -983,7 +988,14 @@ impl Smtp {
         if r.code() != 250 {
             return self.data_failed(r);
         }
+        self.accepted_reply = Some(r);
         Ok(refused)
+    }
+
+    /// The reply with which the server accepted the last message sent by
+    /// [`Smtp::send`] (SMTP only; LMTP has one per recipient).
+    pub fn accepted_reply(&self) -> Option<&Reply> {
+        self.accepted_reply.as_ref()
     }
 
     fn data_failed(&mut self, r: Reply) -> Result<Refused, Error> {
