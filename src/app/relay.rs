@@ -13,13 +13,17 @@ use crate::exit::Sysexit;
 use crate::smtp::auth::Credentials;
 use crate::smtp::{Error, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp, TlsOptions};
 
+/// Where the password of a PKCS#12 client certificate comes from (empty
+/// when unset).
+pub const CLIENT_CERT_PASSWORD_ENV: &str = "SMTPSEND_CLIENT_CERT_PASSWORD";
+
 /// The engine's options for a profile.
 pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
     let mut tls = TlsOptions::new();
     tls.verify = p.tls_verify;
     tls.ca_file = p.tls_ca_file.clone();
     tls.fingerprint = p.tls_fingerprint;
-    if let (Some(cert), Some(key)) = (&p.tls_client_cert, &p.tls_client_key) {
+    if let Some(cert) = &p.tls_client_cert {
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|e| {
                 Failure::new(
@@ -28,16 +32,30 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
                 )
             })
         };
-        let identity = Identity::from_pkcs8(&read(cert)?, &read(key)?).map_err(|e| {
-            Failure::new(
-                Sysexit::Config,
-                format!(
-                    "cannot use the client certificate {} with key {}: {e} (the key must be PEM PKCS#8, \"BEGIN PRIVATE KEY\")",
-                    cert.display(),
-                    key.display()
-                ),
-            )
-        })?;
+        let identity = match &p.tls_client_key {
+            Some(key) => Identity::from_pkcs8(&read(cert)?, &read(key)?).map_err(|e| {
+                Failure::new(
+                    Sysexit::Config,
+                    format!(
+                        "cannot use the client certificate {} with key {}: {e} (the key must be PEM PKCS#8, \"BEGIN PRIVATE KEY\")",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            })?,
+            None => {
+                let pass = std::env::var(CLIENT_CERT_PASSWORD_ENV).unwrap_or_default();
+                Identity::from_pkcs12(&read(cert)?, &pass).map_err(|e| {
+                    Failure::new(
+                        Sysexit::Config,
+                        format!(
+                            "cannot use the PKCS#12 client certificate {}: {e} (its password comes from ${CLIENT_CERT_PASSWORD_ENV})",
+                            cert.display()
+                        ),
+                    )
+                })?
+            }
+        };
         tls.identity = Some(identity);
     }
     Ok(SessionOptions {
@@ -288,4 +306,81 @@ fn describe_certificate(der: &[u8]) -> String {
         cert.not_before(),
         cert.not_after()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509, X509NameBuilder};
+
+    fn cert_and_key() -> (X509, PKey<openssl::pkey::Private>) {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "client.example").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build(), key)
+    }
+
+    #[test]
+    fn client_certificate_as_pem_pair_or_pkcs12() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = cert_and_key();
+        let cert_path = dir.path().join("c.pem");
+        let key_path = dir.path().join("k.pem");
+        std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let p = Profile {
+            tls_client_cert: Some(cert_path.clone()),
+            tls_client_key: Some(key_path),
+            ..Profile::default()
+        };
+        assert!(session_options(&p).unwrap().tls.identity.is_some());
+
+        let p12 = openssl::pkcs12::Pkcs12::builder()
+            .name("client")
+            .pkey(&key)
+            .cert(&cert)
+            .build2("")
+            .unwrap();
+        let p12_path = dir.path().join("c.p12");
+        std::fs::write(&p12_path, p12.to_der().unwrap()).unwrap();
+        let p = Profile {
+            tls_client_cert: Some(p12_path),
+            tls_client_key: None,
+            ..Profile::default()
+        };
+        assert!(session_options(&p).unwrap().tls.identity.is_some());
+
+        // A key that does not parse is a configuration error naming both files.
+        let bad_key = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad_key,
+            b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let p = Profile {
+            tls_client_cert: Some(cert_path),
+            tls_client_key: Some(bad_key),
+            ..Profile::default()
+        };
+        let f = session_options(&p).err().unwrap();
+        assert_eq!(f.exit, Sysexit::Config);
+        assert!(f.message.contains("bad.pem"), "{}", f.message);
+    }
 }

@@ -538,7 +538,7 @@ mod tests {
             ),
             (
                 "[profile.work]\ntls_client_cert = \"/c.pem\"\n",
-                ":2: \"tls_client_cert\" without \"tls_client_key\" in [profile.work]: give both or neither",
+                ":2: \"tls_client_cert\" without \"tls_client_key\" in [profile.work]: give both, or a PKCS#12 file (.p12, .pfx) alone",
             ),
             (
                 "tls_client_key = \"/k.pem\"\n",

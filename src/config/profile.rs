@@ -366,7 +366,8 @@ pub(crate) struct Layer {
     tls_verify: Option<bool>,
     tls_ca_file: Option<PathBuf>,
     tls_fingerprint: Option<[u8; 32]>,
-    tls_client: Option<(PathBuf, PathBuf)>,
+    /// The client certificate, and its key unless it is a PKCS#12 file.
+    tls_client: Option<(PathBuf, Option<PathBuf>)>,
     auth: Option<Auth>,
     user: Option<String>,
     credential: Option<Credential>,
@@ -415,13 +416,18 @@ impl Layer {
             (None, None) => None,
             (Some(c), Some(k)) => Some((
                 expand_path(&c, home).map_err(|m| bad("tls_client_cert", m))?,
-                expand_path(&k, home).map_err(|m| bad("tls_client_key", m))?,
+                Some(expand_path(&k, home).map_err(|m| bad("tls_client_key", m))?),
+            )),
+            // A PKCS#12 bundle carries its own key.
+            (Some(c), None) if is_pkcs12(&c) => Some((
+                expand_path(&c, home).map_err(|m| bad("tls_client_cert", m))?,
+                None,
             )),
             (Some(_), None) => {
                 return Err(loc.at(
                     table,
                     "tls_client_cert",
-                    format!("\"tls_client_cert\" without \"tls_client_key\" {what}: give both or neither"),
+                    format!("\"tls_client_cert\" without \"tls_client_key\" {what}: give both, or a PKCS#12 file (.p12, .pfx) alone"),
                 ));
             }
             (None, Some(_)) => {
@@ -538,7 +544,7 @@ impl Layer {
             None => (None, None),
         };
         let (tls_client_cert, tls_client_key) = match pick(&self.tls_client, &top.tls_client) {
-            Some((c, k)) => (Some(c), Some(k)),
+            Some((c, k)) => (Some(c), k),
             None => (None, None),
         };
         let from = match pick(&self.from, &top.from) {
@@ -799,6 +805,12 @@ pub(crate) fn expand_path(s: &str, home: Option<&Path>) -> Result<PathBuf, Strin
         ));
     }
     Ok(p)
+}
+
+/// Whether a client certificate path names a PKCS#12 bundle.
+fn is_pkcs12(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    p.ends_with(".p12") || p.ends_with(".pfx")
 }
 
 #[cfg(test)]
