@@ -30,4 +30,5 @@ pub mod hostname;
 pub mod identity;
 pub mod maildir;
 pub mod message;
+pub mod queue;
 pub mod smtp;
