@@ -99,6 +99,7 @@
 //! can mount one (it would additionally prove that a failed `write` or
 //! `fsync` half-way through a large body leaves nothing behind).
 
+mod dead_letter;
 mod error;
 mod files;
 mod id;
@@ -108,6 +109,9 @@ mod retry;
 mod spool;
 mod time;
 
+pub use dead_letter::{
+    LOCK_TIMEOUT as DEAD_LETTER_LOCK_TIMEOUT, append_dead_letter, default_dead_letter,
+};
 pub use error::QueueError;
 pub use id::Id;
 pub use lock::{Locked, RunLock};

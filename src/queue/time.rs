@@ -1,4 +1,5 @@
-//! Calendar arithmetic in UTC: queue IDs and the times in the metadata.
+//! Calendar arithmetic in UTC: queue IDs, the times in the metadata, and
+//! mbox separator lines.
 //!
 //! Everything is UTC: turning a time into local time needs the time zone
 //! database (or `localtime_r`, which is unsafe to call), and a spool that
@@ -91,6 +92,25 @@ pub(crate) fn id_stamp(t: SystemTime) -> String {
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}.{:06}",
         c.year, c.month, c.day, c.hour, c.minute, c.second, c.micros
+    )
+}
+
+/// `Mon Nov 23 19:30:00 2026`: asctime(3) format, for mbox `From ` lines.
+pub(crate) fn asctime(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let c = civil(t);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[c.weekday as usize % 7],
+        MONTHS[(c.month as usize + 11) % 12],
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        c.year
     )
 }
 
@@ -194,6 +214,8 @@ mod tests {
         // date -u -d @1795462200
         assert_eq!(rfc3339(at(1_795_462_200)), "2026-11-23T19:30:00Z");
         assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(asctime(at(0)), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(at(1_795_462_200)), "Mon Nov 23 19:30:00 2026");
         assert_eq!(
             id_stamp(at(1_795_462_200) + Duration::from_micros(42)),
             "20261123T193000.000042"
