@@ -179,7 +179,7 @@ impl Locked {
     }
 
     /// Whether the message has been queued longer than `lifetime`
-    /// ([`retry::is_expired`]).
+    /// ([`crate::queue::is_expired`]).
     pub fn is_expired(&self, lifetime: Duration, now: SystemTime) -> bool {
         retry::is_expired(self.meta.created, lifetime, now)
     }
@@ -248,8 +248,9 @@ impl Locked {
 
     /// Records a temporary failure and saves: one more attempt, the error
     /// (the server's reply or the local reason), the host tried if any,
-    /// and the next attempt by the retry schedule ([`crate::queue::BACKOFF`]). Returns when that
-    /// is. Whether to give up instead is [`Locked::is_expired`].
+    /// and the next attempt by the retry schedule
+    /// ([`crate::queue::BACKOFF`]). Returns when that is. Whether to give
+    /// up instead is [`Locked::is_expired`].
     pub fn defer(
         &mut self,
         error: &str,

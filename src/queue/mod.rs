@@ -85,14 +85,21 @@
 //!
 //! Two runners never overlap on one message: the per-message lock is held
 //! from before the first byte is sent until the outcome is saved or the
-//! entry removed, and the kernel releases it when its holder dies.
+//! entry removed, and the kernel releases it when its holder dies. The
+//! process that spooled a message keeps its lock ([`Spooled`]) through
+//! its own first attempt, so a queue run started meanwhile skips it.
 //!
 //! # Disk full and unwritable spools
 //!
 //! [`Queue::spool`] removes every file it made on any error, so `msg/`
-//! never holds half a message, and the caller can deliver directly
-//! instead ([`QueueError::kind`] is EX_TEMPFAIL for a full disk or quota,
-//! EX_CANTCREAT for an unwritable spool). The unit tests inject failures
+//! never holds half a message ([`QueueError::kind`] is EX_TEMPFAIL for a
+//! full disk or quota, EX_CANTCREAT for an unwritable spool). An
+//! unwritable, read-only or missing spool fails before the message is
+//! read, so the caller can still deliver directly; a disk that fills up
+//! part-way has consumed part of the input, and only a caller that can
+//! read its source again can fall back then (see [`Queue::spool`];
+//! [`choose_dir`] probes writability first, which narrows this to a disk
+//! that fills during the copy). The unit tests inject failures
 //! with paths that are files where directories should be and with readers
 //! that fail, which work even as root; a real ENOSPC from a small tmpfs
 //! or loop-mounted file system is left to the integration tests, which
