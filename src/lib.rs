@@ -31,4 +31,5 @@ pub mod identity;
 pub mod log;
 pub mod maildir;
 pub mod message;
+pub mod queue;
 pub mod smtp;
