@@ -476,7 +476,7 @@ fn exit_status_for_each_failure_class() {
         let server = ScriptedServer::start(script);
         let env = Env::new();
         let mut argv = relay_args(&server);
-        argv.extend(["-i".into(), "b@example.org".into()]);
+        argv.extend(["--no-queue".into(), "-i".into(), "b@example.org".into()]);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = env.run(&argv, b"Subject: x\n\nbody\n");
         assert_eq!(out.code, code, "{what}: {}", out.stderr);
@@ -540,6 +540,7 @@ fn auth_flags_password_command_and_env() {
     let base = relay_args(&server);
     let run = |extra: &[&str], envv: &[(&str, &str)]| {
         let mut argv: Vec<&str> = base.iter().map(String::as_str).collect();
+        argv.push("--no-queue");
         argv.extend(extra);
         argv.extend(["-i", "b@example.org"]);
         env.run_env(&argv, b"Subject: x\n\nbody\n", envv)

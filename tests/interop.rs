@@ -399,8 +399,13 @@ fn aiosmtpd_plain_and_starttls(s: &RealServers) {
 // ---- the binary ----
 
 fn smtpsend(args: &[&str], stdin: &[u8]) -> (i32, String) {
+    // Its own home and queue, never root's.
+    let home = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_smtpsend"))
         .args(args)
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -466,6 +471,7 @@ fn binary_plain_starttls_and_tls(s: &RealServers) {
     // STARTTLS against a server without it: refused, nothing sent in clear.
     let (code, err) = smtpsend(
         &[
+            "--no-queue",
             "--host",
             host,
             "--port",

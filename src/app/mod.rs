@@ -9,6 +9,7 @@
 pub mod bs;
 pub mod input;
 pub mod plan;
+pub mod queued;
 pub mod relay;
 
 use std::io::{BufReader, Read, Write};
@@ -29,6 +30,10 @@ pub use plan::Plan;
 pub struct Failure {
     pub exit: Sysexit,
     pub message: String,
+    /// Whether the relay refused the message itself, for good (a 5xx to
+    /// MAIL, RCPT or the data): such a message goes to dead.letter. Every
+    /// other failure of a queued message keeps it queued.
+    pub refused_by_relay: bool,
 }
 
 impl Failure {
@@ -36,6 +41,7 @@ impl Failure {
         Failure {
             exit,
             message: message.into(),
+            refused_by_relay: false,
         }
     }
 
@@ -45,7 +51,20 @@ impl Failure {
         if let Some(h) = exit::hint(e) {
             message.push_str(&format!(" ({h})"));
         }
-        Failure::new(exit::for_smtp(e), message)
+        let refused_by_relay = !e.is_transient()
+            && matches!(
+                e,
+                Error::SenderRefused { .. }
+                    | Error::RecipientsRefused(_)
+                    | Error::Data(_)
+                    | Error::MessageTooLarge { .. }
+                    | Error::InvalidInput(_)
+            )
+            || matches!(e, Error::NotSupported(m) if m.contains("SMTPUTF8"));
+        Failure {
+            refused_by_relay,
+            ..Failure::new(exit::for_smtp(e), message)
+        }
     }
 }
 
@@ -90,6 +109,12 @@ pub type DebugSink = Box<dyn Write + Send>;
 #[derive(Clone)]
 struct SharedSink(Arc<Mutex<DebugSink>>);
 
+impl SharedSink {
+    fn new(sink: DebugSink) -> Self {
+        SharedSink(Arc::new(Mutex::new(sink)))
+    }
+}
+
 impl Write for SharedSink {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.lock().map_or(Ok(b.len()), |mut w| w.write(b))
@@ -117,19 +142,16 @@ pub fn run(
             ..Report::default()
         });
     }
-    if personality == Personality::Mailq
-        || args.mode.as_deref() == Some("p")
-        || args.queue_list
-        || args.queue_run
-        || args.queue_flush
-        || args.queue_delete.is_some()
-    {
-        return Err(Failure::new(
-            Sysexit::Unavailable,
-            "the queue is not available in this build yet: messages are delivered directly",
-        ));
-    }
     let config = Config::discover(args.config.as_deref())?;
+    if personality == Personality::Mailq || args.mode.as_deref() == Some("p") || args.queue_list {
+        return queued::list_queue(config.as_ref());
+    }
+    if let Some(id) = &args.queue_delete {
+        return queued::delete(config.as_ref(), id);
+    }
+    if args.queue_run || args.queue_flush {
+        return queued::run_queue(args, config.as_ref(), debug);
+    }
     if args.serverinfo {
         let profile = plan::choose_profile(args, config.as_ref(), None)?;
         return relay::serverinfo(&profile, args, debug);
@@ -159,14 +181,39 @@ fn send_one(
     debug: DebugSink,
 ) -> Result<Report, Failure> {
     let started = Instant::now();
-    let plan = Plan::build(args, config, reader)?;
-    let mut spooled = plan.spool(reader)?;
-    if args.dry_run {
-        return plan.dry_run(&mut spooled);
+    let mut plan = Plan::build(args, config, reader)?;
+    if args.no_queue {
+        plan.profile.queue = false;
     }
-    let result = plan.deliver(args, &mut spooled, debug);
-    let mut result = result;
-    if let Some(notice) = log_outcome(args, &plan, spooled.info.size, &result, started) {
+    let (size, mut result) = if args.dry_run {
+        let mut spooled = plan.spool(reader)?;
+        return plan.dry_run(&mut spooled);
+    } else if plan.profile.queue {
+        // Spool first: the message is on disk before a byte goes out.
+        let mut debug = Some(debug);
+        let r = queued::send_queued(&plan, args, config, reader, debug.take().expect("unused"));
+        match r {
+            Ok(Some(report)) => (0, Ok(report)),
+            Ok(None) => {
+                // No queue directory can be written: deliver directly, and
+                // let a failure's exit code tell the caller to keep it.
+                let mut spooled = plan.spool(reader)?;
+                let size = spooled.info.size;
+                let mut r = plan.deliver(args, &mut spooled, Box::new(std::io::sink()));
+                if let Ok(rep) = &mut r {
+                    rep.notices
+                        .push("no writable queue directory: delivered directly".into());
+                }
+                (size, r)
+            }
+            Err(f) => (0, Err(f)),
+        }
+    } else {
+        let mut spooled = plan.spool(reader)?;
+        let size = spooled.info.size;
+        (size, plan.deliver(args, &mut spooled, debug))
+    };
+    if let Some(notice) = log_outcome(args, &plan, size, &result, started) {
         match &mut result {
             Ok(r) => r.notices.push(notice),
             Err(f) => f.message.push_str(&format!(" ({notice})")),
@@ -238,7 +285,7 @@ fn serve_smtp(
         .and_then(|p| p.domain)
         .or_else(crate::hostname::fqdn)
         .unwrap_or_else(|| "localhost".into());
-    let sink = SharedSink(Arc::new(Mutex::new(debug)));
+    let sink = SharedSink::new(debug);
     let mut notices = Vec::new();
     let mut deliver = |a: bs::Accepted<'_>| -> bs::Verdict {
         let mut one = args.clone();

@@ -91,7 +91,11 @@ fn debug_level(args: &Args) -> u8 {
 /// Connects to the first host that answers, trying the next on a
 /// transient failure, and brings the session to the point of MAIL FROM:
 /// STARTTLS as the profile says, then AUTH.
-fn open_session(p: &Profile, args: &Args, debug: DebugSink) -> Result<(Smtp, String), Failure> {
+pub(crate) fn open_session(
+    p: &Profile,
+    args: &Args,
+    debug: DebugSink,
+) -> Result<(Smtp, String), Failure> {
     let opts = session_options(p)?;
     let mut smtp = Smtp::new(opts);
     let level = debug_level(args);

@@ -250,6 +250,11 @@ pub struct Args {
     #[arg(long, value_name = "ID")]
     pub queue_delete: Option<String>,
 
+    /// Do not keep the message on a temporary failure: exit 75 and leave it
+    /// to the caller (the profile's queue = false).
+    #[arg(long)]
+    pub no_queue: bool,
+
     /// Exit 67 when the relay refuses some recipients (by default the
     /// message goes to the others and the refused are reported).
     #[arg(long)]

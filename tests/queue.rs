@@ -1,0 +1,428 @@
+//! Nothing lost: the durable queue through the real binary. A relay that
+//! is down and then up, kill -9 mid-data, concurrent queue runs, a
+//! thousand messages over reused connections, dead.letter for refusals and
+//! expiry, an unwritable spool, a full disk, no relay configured, and the
+//! queue commands.
+
+mod support;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use smtpsend::queue::{NewMessage, Queue};
+use support::*;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn queue_dir(&self) -> PathBuf {
+        self.path("queue")
+    }
+
+    /// (Re)writes the configuration: a relay on `port` (or none).
+    fn config(&self, port: Option<u16>, extra: &str) -> PathBuf {
+        let p = self.path("config.toml");
+        let relay = match port {
+            Some(port) => format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"),
+            None => String::new(),
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "{relay}domain = \"client.example\"\nqueue_dir = \"{}\"\ntimeout = 5\n{extra}",
+                self.queue_dir().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpsend"));
+        cmd.arg("-C")
+            .arg(self.path("config.toml"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("LOGNAME", "tester")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Out {
+        let mut child = self.command(args).spawn().unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn queued(&self) -> usize {
+        std::fs::read_dir(self.queue_dir().join("msg"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn dead_letter(&self) -> String {
+        std::fs::read_to_string(self.path("dead.letter")).unwrap_or_default()
+    }
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn msg(subject: &str) -> Vec<u8> {
+    format!("From: a@example.org\nSubject: {subject}\n\nbody of {subject}\n").into_bytes()
+}
+
+#[test]
+fn relay_down_then_up_delivers_exactly_once() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    let out = env.run(&["-i", "b@example.org"], &msg("down-up"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("queued as ") && line.contains("will retry"),
+        "{line}"
+    );
+    assert_eq!(env.queued(), 1);
+
+    let list = env.run(&["-bp"], b"");
+    assert!(
+        list.stdout.contains("b@example.org") && list.stdout.contains("1 Request"),
+        "{}",
+        list.stdout
+    );
+
+    let server = ScriptedServer::start(Script::new().max_connections(3));
+    env.config(Some(server.port()), "");
+    // Not due yet (backoff): a plain -q leaves it; --queue-flush sends it.
+    let run = env.run(&["-q"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.queued(), 1);
+    let run = env.run(&["--queue-flush"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.queued(), 0);
+    let again = env.run(&["--queue-flush"], b"");
+    assert_eq!(again.code, 0);
+    let t = server.finish();
+    let m = t.messages();
+    assert_eq!(m.len(), 1, "delivered once");
+    assert!(m[0].content_str().contains("body of down-up"));
+    assert_eq!(env.run(&["-bp"], b"").stdout.trim(), "Mail queue is empty");
+}
+
+#[test]
+fn kill_9_mid_data_keeps_the_message() {
+    let env = Env::new();
+    let stalling =
+        ScriptedServer::start(Script::new().stall_at(Step::DataBytes(10), Duration::from_secs(20)));
+    env.config(Some(stalling.port()), "");
+    let mut child: Child = env.command(&["-i", "b@example.org"]).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&msg("killed"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(stalling);
+    assert_eq!(env.queued(), 1, "the message must still be queued");
+
+    let server = ScriptedServer::start(Script::new());
+    env.config(Some(server.port()), "");
+    let run = env.run(&["--queue-flush"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.queued(), 0);
+    let t = server.finish();
+    assert_eq!(t.messages().len(), 1);
+    assert!(t.messages()[0].content_str().contains("body of killed"));
+}
+
+fn spool_many(env: &Env, n: usize) {
+    let q = Queue::open(&env.queue_dir()).unwrap();
+    for i in 0..n {
+        let body = format!(
+            "Subject: bulk {i}\r\nMessage-ID: <bulk{i}@client.example>\r\n\r\nmessage {i}\r\n"
+        );
+        let s = q
+            .spool(
+                &mut body.as_bytes(),
+                NewMessage {
+                    profile: "default".into(),
+                    sender: "a@example.org".into(),
+                    recipients: vec![format!("r{i}@example.org")],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        drop(s);
+    }
+}
+
+#[test]
+fn concurrent_queue_runs_deliver_each_message_once() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    spool_many(&env, 200);
+    let server = ScriptedServer::start(
+        Script::new()
+            .max_connections(400)
+            .io_timeout(Duration::from_secs(30)),
+    );
+    env.config(Some(server.port()), "");
+    let a = env.command(&["--queue-flush"]).spawn().unwrap();
+    let b = env.command(&["--queue-flush"]).spawn().unwrap();
+    let c = env.command(&["-q"]).spawn().unwrap();
+    for child in [a, b, c] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Anything a run skipped because another held it is still here.
+    let rest = env.run(&["--queue-flush"], b"");
+    assert_eq!(rest.code, 0);
+    assert_eq!(env.queued(), 0);
+    let t = server.finish();
+    let mut rcpts: Vec<String> = t
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_addrs())
+        .map(String::from)
+        .collect();
+    assert_eq!(rcpts.len(), 200, "each exactly once");
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(rcpts.len(), 200);
+}
+
+#[test]
+fn a_thousand_messages_reuse_one_connection() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    spool_many(&env, 1000);
+    let server = ScriptedServer::start(
+        Script::new()
+            .max_connections(1000)
+            .io_timeout(Duration::from_secs(60)),
+    );
+    env.config(Some(server.port()), "");
+    let run = env.run(&["--queue-flush"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.queued(), 0);
+    let t = server.finish();
+    assert_eq!(t.messages().len(), 1000);
+    assert_eq!(t.accepted(), 1, "one session for the whole run");
+}
+
+#[test]
+fn permanent_refusals_land_in_dead_letter() {
+    let env = Env::new();
+    let server = ScriptedServer::start(
+        Script::new()
+            .reply_to(
+                "RCPT TO:<gone@",
+                "550 5.1.1 <gone@example.org>: no such user",
+            )
+            .max_connections(3),
+    );
+    env.config(Some(server.port()), "");
+    // Every recipient refused: bounced, exit 67, copy in dead.letter.
+    let out = env.run(&["-i", "gone@example.org"], &msg("refused"));
+    assert_eq!(out.code, 67, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("550") && out.stderr.contains("dead.letter"),
+        "{}",
+        out.stderr
+    );
+    let dl = env.dead_letter();
+    assert!(
+        dl.starts_with("From a@example.org ") || dl.starts_with("From "),
+        "{dl}"
+    );
+    assert!(
+        dl.contains("no such user") && dl.contains("body of refused"),
+        "{dl}"
+    );
+    // Partial refusal: delivered to the rest, exit 0, refused reported.
+    let out = env.run(
+        &["-i", "gone@example.org", "ok@example.org"],
+        &msg("partial"),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("gone@example.org") && out.stderr.contains("550"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.dead_letter().contains("body of partial"));
+    assert_eq!(env.queued(), 0);
+    let t = server.finish();
+    assert_eq!(t.messages().iter().filter(|m| m.accepted).count(), 1);
+}
+
+#[test]
+fn expired_messages_go_to_dead_letter() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "queue_lifetime = \"1s\"\n");
+    let out = env.run(&["-i", "b@example.org"], &msg("expiring"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.queued(), 1);
+    std::thread::sleep(Duration::from_millis(1200));
+    let run = env.run(&["--queue-flush"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.queued(), 0);
+    let dl = env.dead_letter();
+    assert!(
+        dl.contains("queue_lifetime") && dl.contains("body of expiring"),
+        "{dl}"
+    );
+}
+
+#[test]
+fn no_relay_configured_keeps_remote_mail_and_delivers_local() {
+    let env = Env::new();
+    env.config(None, "");
+    let out = env.run(&["-i", "root", "far@example.net"], &msg("mixed"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("no relay configured"), "{}", out.stderr);
+    // root@client.example is this machine's profile domain: local.
+    assert_eq!(
+        std::fs::read_dir(env.path("Maildir/new")).unwrap().count(),
+        1
+    );
+    assert_eq!(env.queued(), 1);
+    let server = ScriptedServer::start(Script::new());
+    env.config(Some(server.port()), "");
+    assert_eq!(env.run(&["--queue-flush"], b"").code, 0);
+    let t = server.finish();
+    assert_eq!(t.messages()[0].rcpt_addrs(), ["far@example.net"]);
+    assert_eq!(env.queued(), 0);
+}
+
+#[test]
+fn queue_delete_and_fail_fast_mode() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    env.run(&["-i", "b@example.org"], &msg("to-delete"));
+    let list = env.run(&["--queue-list"], b"");
+    let id = list
+        .stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let del = env.run(&["--queue-delete", &id], b"");
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert_eq!(env.queued(), 0);
+    assert_eq!(env.run(&["--queue-delete", &id], b"").code, 66);
+    assert_eq!(
+        env.run(&["--queue-delete", "../../etc/passwd"], b"").code,
+        64
+    );
+    // --no-queue (queue = false): EX_TEMPFAIL and nothing kept.
+    let out = env.run(&["--no-queue", "-i", "b@example.org"], &msg("fail-fast"));
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert_eq!(env.queued(), 0);
+}
+
+#[test]
+fn unwritable_spool_falls_back_to_direct_delivery() {
+    let env = Env::new();
+    let server = ScriptedServer::start(Script::new().max_connections(2));
+    // The queue directory is a file: nothing can be spooled there, nor in
+    // the user's state dir (also a file), nor in /var/spool/smtpsend
+    // unless it exists and is writable: then that one is used.
+    std::fs::write(env.queue_dir(), b"not a directory").unwrap();
+    std::fs::write(env.path("state"), b"not a directory").unwrap();
+    env.config(Some(server.port()), "");
+    let out = env.run(&["-i", "b@example.org"], &msg("direct"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    assert_eq!(t.messages().len(), 1);
+}
+
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn full_disk_never_reports_success_without_the_message() {
+    let env = Env::new();
+    if !mount_tmpfs(&env.queue_dir(), "64k") {
+        eprintln!("cannot mount a tmpfs here (needs root): skipped");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(env.queue_dir());
+    let server = ScriptedServer::start(Script::new());
+    env.config(Some(server.port()), "");
+    let mut big = msg("too-big-for-the-disk");
+    big.extend(std::iter::repeat_n(b'x', 512 * 1024));
+    let out = env.run(&["-i", "b@example.org"], &big);
+    assert_eq!(
+        out.code, 75,
+        "must fail so the caller keeps it: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("spool"), "{}", out.stderr);
+    let t = server.finish();
+    assert_eq!(t.accepted(), 0, "nothing half-sent");
+    // Nothing half-written left in the queue.
+    assert_eq!(env.queued(), 0);
+}
