@@ -426,3 +426,68 @@ fn full_disk_never_reports_success_without_the_message() {
     // Nothing half-written left in the queue.
     assert_eq!(env.queued(), 0);
 }
+
+#[test]
+fn failover_to_the_next_host_on_a_transient_failure() {
+    let env = Env::new();
+    let server = ScriptedServer::start(Script::new());
+    let p = env.path("config.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "host = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\ntls = \"none\"\ndomain = \"client.example\"\nqueue_dir = \"{}\"\ntimeout = 5\n",
+            closed_port(),
+            server.port(),
+            env.queue_dir().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.run(&["-i", "b@example.org"], &msg("failover"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.queued(), 0);
+    assert_eq!(server.finish().messages().len(), 1);
+}
+
+#[test]
+fn a_successful_send_drains_older_queued_mail_on_the_same_connection() {
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    for i in 0..3 {
+        assert_eq!(
+            env.run(&["-i", "old@example.org"], &msg(&format!("old {i}")))
+                .code,
+            0
+        );
+    }
+    assert_eq!(env.queued(), 3);
+    // Make them due now: the backoff would otherwise hold them a minute.
+    for e in std::fs::read_dir(env.queue_dir().join("msg"))
+        .unwrap()
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "env") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let fixed: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("next_attempt") {
+                        "next_attempt = 2000-01-01T00:00:00Z".to_string()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::fs::write(e.path(), fixed + "\n").unwrap();
+        }
+    }
+    let server = ScriptedServer::start(Script::new().max_connections(2));
+    env.config(Some(server.port()), "");
+    let out = env.run(&["-i", "new@example.org"], &msg("new"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(env.queued(), 0, "the older messages went out too");
+    let t = server.finish();
+    assert_eq!(t.accepted(), 1, "over the same connection");
+    assert_eq!(t.messages().len(), 4);
+}

@@ -106,12 +106,17 @@ pub(crate) fn open_session(
     let mut last = None;
     for host in &p.hosts {
         let ctx = format!("relay {host}");
-        let r = smtp.connect(host, Some(port)).and_then(|_| {
-            if p.tls == TlsMode::Starttls {
-                smtp.starttls()?;
-            }
-            Ok(())
-        });
+        // A host given as "host:port" keeps its own port.
+        let own_port = crate::smtp::stream::parse_target(host, None, 0)
+            .is_ok_and(|t| !matches!(t, crate::smtp::stream::Target::Inet { port: 0, .. }));
+        let r = smtp
+            .connect(host, (!own_port).then_some(port))
+            .and_then(|_| {
+                if p.tls == TlsMode::Starttls {
+                    smtp.starttls()?;
+                }
+                Ok(())
+            });
         match r {
             Ok(()) => {
                 authenticate(&mut smtp, p).map_err(|f| Failure {
