@@ -101,6 +101,24 @@ pub struct Report {
     pub reply: Option<String>,
 }
 
+/// `--strict-recipients`: a partial refusal becomes EX_NOUSER.
+pub(crate) fn strict_refusal(
+    args: &Args,
+    refused: usize,
+    total: usize,
+    notices: &[String],
+) -> Option<Failure> {
+    (refused > 0 && args.strict_recipients).then(|| {
+        Failure::new(
+            Sysexit::NoUser,
+            format!(
+                "{refused} of {total} recipients refused (--strict-recipients): {}",
+                notices.join("; ")
+            ),
+        )
+    })
+}
+
 /// Where the transcript of a session goes (standard error in the binary).
 pub type DebugSink = Box<dyn Write + Send>;
 

@@ -414,16 +414,10 @@ pub fn send_queued(
             for (a, r) in &refused {
                 report.notices.push(format!("recipient <{a}> refused: {r}"));
             }
-            if !refused.is_empty() && args.strict_recipients {
-                return Err(Failure::new(
-                    Sysexit::NoUser,
-                    format!(
-                        "{} of {} recipients refused (--strict-recipients): {}",
-                        refused.len(),
-                        plan.envelope.to.len(),
-                        report.notices.join("; ")
-                    ),
-                ));
+            if let Some(f) =
+                super::strict_refusal(args, refused.len(), plan.envelope.to.len(), &report.notices)
+            {
+                return Err(f);
             }
             // Drain older messages for the same profile over this session.
             if others_due {

@@ -215,16 +215,10 @@ pub fn deliver(
             .notices
             .push(format!("recipient <{addr}> refused by {host}: {reply}"));
     }
-    if !refused.is_empty() && args.strict_recipients {
-        return Err(Failure::new(
-            Sysexit::NoUser,
-            format!(
-                "{} of {} recipients refused (--strict-recipients): {}",
-                refused.len(),
-                plan.envelope.to.len(),
-                report.notices.join("; ")
-            ),
-        ));
+    if let Some(f) =
+        super::strict_refusal(args, refused.len(), plan.envelope.to.len(), &report.notices)
+    {
+        return Err(f);
     }
     Ok(report)
 }

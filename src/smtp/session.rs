@@ -567,7 +567,12 @@ impl Smtp {
                 "SMTPUTF8 not supported by server".into(),
             ));
         }
-        let mut args = format!("FROM:{}", quoteaddr(sender)?);
+        self.with_params(format!("FROM:{}", quoteaddr(sender)?), options)
+    }
+
+    /// Appends ESMTP parameters to a MAIL or RCPT argument; only an ESMTP
+    /// server gets them, as smtplib does.
+    fn with_params(&self, mut args: String, options: &[&str]) -> Result<String, Error> {
         if self.does_esmtp {
             for o in options {
                 check_param(o)?;
@@ -585,15 +590,7 @@ impl Smtp {
     }
 
     fn rcpt_args(&self, recipient: &str, options: &[&str]) -> Result<String, Error> {
-        let mut args = format!("TO:{}", quoteaddr(recipient)?);
-        if self.does_esmtp {
-            for o in options {
-                check_param(o)?;
-                args.push(' ');
-                args.push_str(o);
-            }
-        }
-        Ok(args)
+        self.with_params(format!("TO:{}", quoteaddr(recipient)?), options)
     }
 
     /// DATA (RFC 5321 §4.1.1.4): sends the message, streamed from `msg`,
