@@ -1066,3 +1066,29 @@ fn custom_mechanism_through_a_closure() {
     assert_eq!(s.auth(&mut mech, true).unwrap().code(), 235);
     server.finish();
 }
+
+#[test]
+fn refused_data_with_quit_riding_sends_nothing_after_quit() {
+    let server = ScriptedServer::start(Script::new().after_data("554 5.6.0 rejected"));
+    let sink = Sink::default();
+    let mut s = connect(&server);
+    s.set_debuglevel(1, Box::new(sink.clone()));
+    let env = Envelope::new("a@example.org", ["b@example.org"]);
+    let e = s
+        .send(
+            &env,
+            &mut &MSG[..],
+            SendOptions {
+                info: None,
+                quit_after: true,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Data(ref r) if r.code() == 554), "{e:?}");
+    assert!(!s.is_connected());
+    server.finish();
+    // The client's own transcript: nothing is sent after QUIT.
+    let log = sink.text();
+    let sent: Vec<&str> = log.lines().filter(|l| l.starts_with("C: ")).collect();
+    assert_eq!(sent.last(), Some(&"C: QUIT"), "{log}");
+}

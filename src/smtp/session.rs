@@ -199,6 +199,8 @@ pub struct Smtp {
     /// The reply that accepted the last message (for logs: it usually
     /// names the relay's queue id).
     accepted_reply: Option<Reply>,
+    /// QUIT has gone out behind the data: nothing more may be sent.
+    quit_sent: bool,
 }
 
 impl Smtp {
@@ -219,6 +221,7 @@ impl Smtp {
             },
             bdat_chunks: 0,
             accepted_reply: None,
+            quit_sent: false,
         }
     }
 
@@ -519,7 +522,7 @@ impl Smtp {
     /// RSET after a refusal, ignoring a lost connection as smtplib's
     /// `_rset` does: the refusal is what the caller needs to hear.
     fn rset_quietly(&mut self) {
-        if self.conn.is_some() {
+        if self.conn.is_some() && !self.quit_sent {
             let _ = self.rset();
         }
     }
@@ -542,6 +545,7 @@ impl Smtp {
         }
         self.forget_esmtp();
         self.greeting = None;
+        self.quit_sent = false;
     }
 
     fn forget_esmtp(&mut self) {
@@ -674,6 +678,7 @@ impl Smtp {
         self.debug.log("C:", &format!("<message: {total} bytes>"));
         if quit {
             self.queue_cmd("QUIT", "")?;
+            self.quit_sent = true;
         }
         self.conn()?.flush()
     }
