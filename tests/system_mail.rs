@@ -98,6 +98,11 @@ fn system_callers_in_their_own_environments() {
     let dir = tempfile::tempdir().unwrap();
     // The directory and config must be readable by an unprivileged user.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // So must the binary: the checkout may sit where www-data cannot reach
+    // (under /root), so it runs from a copy here.
+    let bin_copy = dir.path().join("smtpsend");
+    std::fs::copy(env!("CARGO_BIN_EXE_smtpsend"), &bin_copy).unwrap();
+    std::fs::set_permissions(&bin_copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut ran = 0;
     for case in cases() {
         if let Some(u) = case.user
@@ -117,7 +122,7 @@ fn system_callers_in_their_own_environments() {
         )
         .unwrap();
         std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let bin = env!("CARGO_BIN_EXE_smtpsend");
+        let bin = bin_copy.to_str().unwrap();
         let mut cmd = match case.user {
             Some(u) => {
                 let mut c = Command::new("/usr/bin/setpriv");
