@@ -255,6 +255,10 @@ def cmd_hyperfine(path):
                 "median_ms": round(statistics.median(ms), 2),
                 "min_ms": round(min(ms), 2),
                 "max_ms": round(max(ms), 2),
+                # CPU time of the process (and the shell hyperfine runs
+                # it from), as the kernel accounts it.
+                "user_ms": round(r["user"] * 1000, 2),
+                "system_ms": round(r["system"] * 1000, 2),
             }
         )
     )
@@ -284,7 +288,7 @@ def _span(key, scale=1.0, fmt="{:.1f}"):
 # without "{v}" is a detail of the row above it.
 SUMMARY = {
     "memory": [
-        ("peak RSS, {v} message (MiB; median (min–max) of runs)", _span("rss_kb", 1 / 1024)),
+        ("peak RSS, {v} (MiB; median (min–max) of runs)", _span("rss_kb", 1 / 1024)),
         ("  wall time (s; median; busy machine)", _span("wall_s", 1, "{:.2f}")),
     ],
     "flights-client": [
@@ -313,6 +317,10 @@ SUMMARY = {
         (
             "wall per message, {v} message (ms; hyperfine mean ± σ; busy machine)",
             lambda vs: f"{vs[0]['mean_ms']:.1f} ± {vs[0]['stddev_ms']:.1f}",
+        ),
+        (
+            "  CPU per message, user + system (ms; hyperfine)",
+            lambda vs: f"{vs[0]['user_ms']:.1f} + {vs[0]['system_ms']:.1f}",
         ),
     ],
     "wall-loop": [

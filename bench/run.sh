@@ -73,20 +73,20 @@ install_deps() {
 }
 
 # The sink is plain asyncio (see sink.py for why not aiosmtpd).
-start_sink() { # NAME [sink.py options...]; sets PORT_<NAME>
+declare -A PORT
+start_sink() { # NAME [sink.py options...]; sets PORT[NAME]
     local name=$1
     shift
     timeout "$SINK_LIFETIME" "$PY" "$BENCH/sink.py" --port-file "$WORK/$name.port" \
         --log "$WORK/$name.jsonl" "$@" &
     SINK_PIDS+=($!)
     : >"$WORK/$name.jsonl"
-    local i
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         [[ -s $WORK/$name.port ]] && break
         sleep 0.1
     done
     [[ -s $WORK/$name.port ]] || die "sink $name did not start"
-    printf -v "PORT_$name" '%s' "$(cat "$WORK/$name.port")"
+    PORT[$name]=$(cat "$WORK/$name.port")
 }
 
 # How many sessions a sink has logged so far.
@@ -95,8 +95,7 @@ sessions() { wc -l <"$WORK/$1.jsonl"; }
 # Waits until sink NAME has logged N sessions (it logs when the client
 # hangs up, a moment after the client has exited).
 await_sessions() { # NAME N
-    local i
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         (($(sessions "$1") >= $2)) && return 0
         sleep 0.05
     done
@@ -186,18 +185,27 @@ TOOLS=(smtpsend msmtp)
 
 # ------------------------------------------------ 1. peak memory by size --
 
+# The floor: the same binary started with no message at all.
+for tool in "${TOOLS[@]}"; do
+    for run in $(seq "$MEM_RUNS"); do
+        client_argv "$tool" "${PORT[pipe]}"
+        /usr/bin/time -v -o "$WORK/time.txt" "${CLIENT[0]}" --version >/dev/null
+        record memory "$tool" "--version, no message" "$("$PY" "$BENCH/analyse.py" rss "$WORK/time.txt")"
+    done
+done
 for mb in $SIZES_MB; do
     for tool in "${TOOLS[@]}"; do
         for run in $(seq "$MEM_RUNS"); do
             say "memory: $tool, ${mb} MB, run $run"
-            client_argv "$tool" "$PORT_pipe"
+            client_argv "$tool" "${PORT[pipe]}"
             n=$(sessions pipe)
             # A real pipe, as cron or a script would give: no seeking.
+            # shellcheck disable=SC2002
             cat "${MSG[${mb}MB]}" | /usr/bin/time -v -o "$WORK/time.txt" "${CLIENT[@]}" ||
                 die "$tool failed on the ${mb} MB message"
             await_sessions pipe $((n + 1))
             check_delivery pipe "$n" "${SHA[${mb}MB]}" >/dev/null
-            record memory "$tool" "${mb}MB" "$("$PY" "$BENCH/analyse.py" rss "$WORK/time.txt")"
+            record memory "$tool" "${mb} MB message" "$("$PY" "$BENCH/analyse.py" rss "$WORK/time.txt")"
         done
     done
 done
@@ -208,8 +216,7 @@ for mode in pipe nopipe; do
     variant=$([[ $mode == pipe ]] && echo pipelining || echo no-pipelining)
     for tool in "${TOOLS[@]}"; do
         say "flights: $tool, $variant"
-        port_var=PORT_f$mode
-        client_argv "$tool" "${!port_var}"
+        client_argv "$tool" "${PORT[f$mode]}"
         # The sink's view, client untraced, small and 1 MB messages.
         for m in small 1MB; do
             n=$(sessions "f$mode")
@@ -227,7 +234,7 @@ for mode in pipe nopipe; do
         await_sessions "f$mode" $((n + 1))
         check_delivery "f$mode" "$n" "${SHA[small]}" >/dev/null
         record flights-client "$tool" "$variant" \
-            "$("$PY" "$BENCH/analyse.py" client "$WORK/flights-$tool-$mode.strace" "${!port_var}")"
+            "$("$PY" "$BENCH/analyse.py" client "$WORK/flights-$tool-$mode.strace" "${PORT[f$mode]}")"
     done
 done
 
@@ -236,7 +243,7 @@ done
 for m in small 1MB; do
     for tool in "${TOOLS[@]}"; do
         say "syscalls: $tool, $m message"
-        client_argv "$tool" "$PORT_pipe"
+        client_argv "$tool" "${PORT[pipe]}"
         n=$(sessions pipe)
         strace -f -c -o "$WORK/syscalls-$tool-$m.txt" "${CLIENT[@]}" <"${MSG[$m]}" ||
             die "$tool failed under strace -c"
@@ -251,7 +258,7 @@ done
 say "load average before the wall-time runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# load average before the wall-time runs: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS"
 for tool in "${TOOLS[@]}"; do
-    client_argv "$tool" "$PORT_pipe"
+    client_argv "$tool" "${PORT[pipe]}"
     cmd=$(printf '%q ' "${CLIENT[@]}")"< $(printf '%q' "${MSG[small]}")"
     if command -v hyperfine >/dev/null; then
         say "wall: $tool, hyperfine, $LOOP_N runs"
@@ -287,7 +294,7 @@ summary=$("$PY" "$BENCH/analyse.py" summary "$RESULTS")
 {
     echo "#"
     echo "# summary"
-    sed 's/^/# /' <<<"$summary"
+    printf '# %s\n' "${summary//$'\n'/$'\n'# }"
 } >>"$RESULTS"
 echo
 echo "$summary"
