@@ -59,6 +59,7 @@ class Session(asyncio.Protocol):
         self.out = []  # replies queued during this recv burst
         self.closing = False  # close once this burst's replies are out
         self.settle_timer = None
+        self.idle = None
 
     # -- record keeping ----------------------------------------------------
 
@@ -99,7 +100,7 @@ class Session(asyncio.Protocol):
 
     def _arm_idle(self):
         loop = asyncio.get_running_loop()
-        if hasattr(self, "idle"):
+        if self.idle:
             self.idle.cancel()
         self.idle = loop.call_later(IDLE_TIMEOUT, self.transport.close)
 
