@@ -6,6 +6,7 @@
 //! is read by `mailq` on one machine and a cron job on another is clearer
 //! in one zone anyway. Times before 1970 are clamped to 1970.
 
+use crate::message::complete::civil_from_days;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use toml::value::{Date, Datetime, Offset, Time};
@@ -22,21 +23,6 @@ pub(crate) struct Civil {
     pub micros: u32,
     /// 0 = Sunday.
     pub weekday: u32,
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// The inverse of [`civil_from_days`].
