@@ -286,6 +286,61 @@ for tool in "${TOOLS[@]}"; do
     record pauses "$tool" "loop-$LOOP_N" "$("$PY" "$BENCH/analyse.py" gaps "$WORK/pipe.jsonl" "$n")"
 done
 
+# ---------------------------------------------------- 5. queue run --
+# 1,000 messages queued while the relay is down, then one `smtpsend -q`:
+# one session for all of them, against 1,000 msmtp processes (msmtpq is a
+# shell wrapper that runs msmtp once per message, so that is its cost).
+
+QN=${QUEUE_N:-1000}
+QDIR=$WORK/queue
+QCFG=$WORK/queue.toml
+closed=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+qconf() { # PORT
+    printf 'host = "127.0.0.1"\nport = %s\ntls = "none"\ndomain = "bench.example"\nqueue_dir = "%s"\ntimeout = 10\n' "$1" "$QDIR" >"$QCFG"
+    chmod 600 "$QCFG"
+}
+qconf "$closed"
+say "queue: spooling $QN messages with the relay down"
+t0=$(date +%s%N)
+for _ in $(seq "$QN"); do
+    "$SMTPSEND" -C "$QCFG" -i -f a@example.org rcpt@example.org <"${MSG[small]}" 2>/dev/null ||
+        die "smtpsend did not queue a message"
+done
+t1=$(date +%s%N)
+spool_ms=$(((t1 - t0) / 1000000))
+queued=$(find "$QDIR/msg" -name '*.env' | wc -l)
+[[ $queued == "$QN" ]] || die "expected $QN queued messages, found $queued"
+qconf "${PORT[pipe]}"
+n=$(sessions pipe)
+say "queue: one run over $QN messages"
+t0=$(date +%s%N)
+/usr/bin/time -v -o "$WORK/time-q.txt" "$SMTPSEND" -C "$QCFG" --queue-flush || die "queue run failed"
+t1=$(date +%s%N)
+run_ms=$(((t1 - t0) / 1000000))
+await_sessions pipe $((n + 1))
+left=$(find "$QDIR/msg" -name '*.env' | wc -l)
+stats=$("$PY" - "$WORK/pipe.jsonl" "$n" "${SHA[small]}" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][int(sys.argv[2]):]
+msgs = [m for s in rows for m in s["messages"]]
+print(json.dumps({"sessions": len(rows), "messages": len(msgs),
+                  "intact": sum(1 for m in msgs if m["sha256"] == sys.argv[3])}))
+PYEOF
+)
+record queue-run smtpsend "$QN queued, one -q" "{\"run_ms\": $run_ms, \"spool_ms\": $spool_ms, \"left_in_queue\": $left, \"sink\": $stats, \"rss\": $("$PY" "$BENCH/analyse.py" rss "$WORK/time-q.txt")}"
+say "queue: $QN msmtp processes, for comparison"
+client_argv msmtp "${PORT[pipe]}"
+n=$(sessions pipe)
+t0=$(date +%s%N)
+for _ in $(seq "$QN"); do
+    "${CLIENT[@]}" <"${MSG[small]}" || die "msmtp failed"
+done
+t1=$(date +%s%N)
+await_sessions pipe $((n + QN))
+record queue-run msmtp "$QN processes" "{\"run_ms\": $(((t1 - t0) / 1000000)), \"delivered\": $(count_delivered pipe "$n" "${SHA[small]}")}"
+echo "# queue run: smtpsend -q over $QN queued messages: ${run_ms} ms ($stats, $left left); $QN msmtp processes: $(((t1 - t0) / 1000000)) ms; spooling $QN with the relay down took ${spool_ms} ms" >>"$RESULTS"
+say "queue run: smtpsend ${run_ms} ms ($stats), msmtp x$QN $(((t1 - t0) / 1000000)) ms"
+
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS"
 
 # ------------------------------------------------------------- summary --
