@@ -5,75 +5,20 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::*;
 
-/// A clean environment for one run: its own HOME, no inherited config.
-struct Env {
-    dir: tempfile::TempDir,
-}
+type Env = BinEnv;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a config file (mode 0600) and returns its path.
-    fn config(&self, text: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.path("config.toml");
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    }
-
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Out {
-        self.run_env(args, stdin, &[])
-    }
-
-    fn run_env(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Out {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpsend"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.path("xdg-config"))
-            .env("XDG_STATE_HOME", self.path("xdg-state"))
-            .env("LOGNAME", "tester")
-            .env("TZ", "UTC")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut sin = child.stdin.take().unwrap();
-        // A binary that fails early may not read its input: that is fine.
-        let _ = sin.write_all(stdin);
-        drop(sin);
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
+/// Writes a config file (mode 0600) into the scratch home.
+fn write_config(env: &Env, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = env.path("config.toml");
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
 }
 
 fn relay_args(server: &ScriptedServer) -> Vec<String> {
@@ -344,8 +289,10 @@ fn sendmail_callers() {
 fn config_profiles_and_aliases() {
     let server = ScriptedServer::start(Script::new().max_connections(2));
     let env = Env::new();
-    let cfg = env.config(&format!(
-        r#"
+    let cfg = write_config(
+        &env,
+        &format!(
+            r#"
 default_profile = "relay"
 [profile.relay]
 host = "127.0.0.1"
@@ -359,8 +306,9 @@ root = "admin@example.com, ops"
 ops = "ops@example.com"
 default = "catchall@example.com"
 "#,
-        server.port()
-    ));
+            server.port()
+        ),
+    );
     let cfg = cfg.to_str().unwrap();
     let out = env.run(
         &["-C", cfg, "-i", "root", "www-data", "x@example.net"],
@@ -400,7 +348,7 @@ default = "catchall@example.com"
 #[test]
 fn config_errors_name_file_line_and_key() {
     let env = Env::new();
-    let cfg = env.config("[profile.work]\nhots = \"smtp.example.org\"\n");
+    let cfg = write_config(&env, "[profile.work]\nhots = \"smtp.example.org\"\n");
     let out = env.run(
         &["-C", cfg.to_str().unwrap(), "-i", "x@example.org"],
         b"Subject: x\n\nx\n",
@@ -425,7 +373,10 @@ fn config_errors_name_file_line_and_key() {
 fn password_in_a_world_readable_config_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
-    let cfg = env.config("host = \"127.0.0.1\"\nuser = \"u\"\npassword = \"hunter2\"\n");
+    let cfg = write_config(
+        &env,
+        "host = \"127.0.0.1\"\nuser = \"u\"\npassword = \"hunter2\"\n",
+    );
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = env.run(
         &["-C", cfg.to_str().unwrap(), "-i", "x@example.org"],

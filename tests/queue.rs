@@ -9,31 +9,23 @@ mod support;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use smtpsend::queue::{NewMessage, Queue};
 use support::*;
 
 struct Env {
-    dir: tempfile::TempDir,
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+    bin: BinEnv,
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Env { dir }
+        Env { bin: BinEnv::new() }
     }
 
     fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+        self.bin.path(p)
     }
 
     fn queue_dir(&self) -> PathBuf {
@@ -59,31 +51,19 @@ impl Env {
         p
     }
 
+    /// The binary with the test's configuration file.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpsend"));
-        cmd.arg("-C")
-            .arg(self.path("config.toml"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_STATE_HOME", self.path("state"))
-            .env("LOGNAME", "tester")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+        let cfg = self.path("config.toml");
+        let mut all = vec!["-C", cfg.to_str().unwrap()];
+        all.extend(args);
+        self.bin.command(&all)
     }
 
     fn run(&self, args: &[&str], stdin: &[u8]) -> Out {
-        let mut child = self.command(args).spawn().unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let cfg = self.path("config.toml");
+        let mut all = vec!["-C", cfg.to_str().unwrap()];
+        all.extend(args);
+        self.bin.run(&all, stdin)
     }
 
     fn queued(&self) -> usize {

@@ -29,6 +29,7 @@
 // are expected rather than a sign of rot.
 #![allow(dead_code, unused_imports)]
 
+mod bin;
 mod conn;
 mod script;
 mod server;
@@ -36,6 +37,7 @@ mod session;
 mod tls;
 mod transcript;
 
+pub use bin::{BinEnv, Out};
 pub use conn::{MAX_BUFFER, MAX_COMMAND_LINE, RawConn};
 pub use script::{
     Action, At, BUILTIN_AUTH_MECHANISMS, DEFAULT_CAPS, DEFAULT_IO_TIMEOUT, Hook, Matcher, Script,
