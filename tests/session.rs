@@ -1092,3 +1092,32 @@ fn refused_data_with_quit_riding_sends_nothing_after_quit() {
     let sent: Vec<&str> = log.lines().filter(|l| l.starts_with("C: ")).collect();
     assert_eq!(sent.last(), Some(&"C: QUIT"), "{log}");
 }
+
+#[test]
+fn idn_domain_goes_as_a_labels_without_smtputf8() {
+    let server = ScriptedServer::start(
+        Script::new()
+            .ehlo_caps(&["PIPELINING", "8BITMIME"])
+            .reply_to("RCPT TO:<nobody@xn--mnchen-3ya.de>", "550 5.1.1 unknown"),
+    );
+    let mut s = connect(&server);
+    let refused = s
+        .sendmail(
+            "a@example.org",
+            &["info@b\u{fc}cher.example", "nobody@m\u{fc}nchen.de"],
+            MSG,
+            &[],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].0, "nobody@m\u{fc}nchen.de",
+        "reported as the caller wrote it"
+    );
+    s.quit().unwrap();
+    let t = server.finish();
+    let m = &t.messages()[0];
+    assert_eq!(m.rcpt_addrs(), ["info@xn--bcher-kva.example"]);
+    assert!(!m.mail_from.contains("SMTPUTF8"), "{}", m.mail_from);
+}

@@ -6,6 +6,7 @@ pub mod command;
 pub mod data;
 pub mod error;
 pub mod extension;
+pub mod idna;
 mod login;
 pub mod reply;
 pub mod session;

@@ -733,6 +733,30 @@ impl Smtp {
         if env.to.is_empty() {
             return Err(Error::InvalidInput("no recipients given".into()));
         }
+        let international =
+            command::needs_smtputf8(&env.from) || env.to.iter().any(|t| command::needs_smtputf8(t));
+        if international && self.does_esmtp && !self.has_extn("smtputf8") {
+            // Domains can travel as A-labels; refusals are reported under
+            // the addresses the caller gave.
+            let ascii = ascii_envelope(env)?;
+            let refused = self.send_envelope(&ascii, msg, opts)?;
+            return Ok(refused
+                .into_iter()
+                .map(|(a, r)| {
+                    let i = ascii.to.iter().position(|t| *t == a);
+                    (i.map_or(a, |i| env.to[i].clone()), r)
+                })
+                .collect());
+        }
+        self.send_envelope(env, msg, opts)
+    }
+
+    fn send_envelope(
+        &mut self,
+        env: &Envelope,
+        msg: &mut dyn Read,
+        opts: SendOptions,
+    ) -> Result<Refused, Error> {
         let (mail_opts, rcpt_opts) = self.transaction_params(env, opts.info)?;
         let mail_opts: Vec<&str> = mail_opts.iter().map(String::as_str).collect();
         let mail_args = self.mail_args(&env.from, &mail_opts)?;
@@ -1059,6 +1083,31 @@ impl Smtp {
         self.forget_esmtp();
         Ok(r)
     }
+}
+
+/// The envelope with every non-ASCII domain as A-labels, for a server
+/// without SMTPUTF8; a non-ASCII local part cannot be carried at all.
+fn ascii_envelope(env: &Envelope) -> Result<Envelope, Error> {
+    let convert = |a: &str| -> Result<String, Error> {
+        if !command::needs_smtputf8(a) {
+            return Ok(a.to_owned());
+        }
+        let bare = command::addr_only(a);
+        super::idna::address_to_ascii(&bare).ok_or_else(|| {
+            Error::NotSupported(format!(
+                "the address <{bare}> has a non-ASCII local part and the server does not offer SMTPUTF8"
+            ))
+        })
+    };
+    Ok(Envelope {
+        from: convert(&env.from)?,
+        to: env
+            .to
+            .iter()
+            .map(|t| convert(t))
+            .collect::<Result<_, _>>()?,
+        ..env.clone()
+    })
 }
 
 /// xtext (RFC 3461 §4): `+`, `=`, controls, space and non-ASCII as `+HH`.
