@@ -759,3 +759,34 @@ fn log_file_gets_one_line_per_message() {
         }
     }
 }
+
+#[test]
+fn smuggled_line_breaks_in_addresses_are_refused_before_spooling() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    for bad in [
+        vec![
+            "-f",
+            "a@example.org\r\nRCPT TO:<evil@example.org>",
+            "-i",
+            "b@example.org",
+        ],
+        vec!["-i", "b@example.org> NOTIFY=NEVER"],
+        vec!["-i", "b@example.org\nDATA"],
+    ] {
+        let mut argv = relay_args(&server);
+        argv.extend(bad.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(&argv, b"Subject: x\n\nbody\n");
+        assert_eq!(out.code, 64, "{bad:?}: {}", out.stderr);
+        assert!(out.stderr.contains("nothing was sent"), "{}", out.stderr);
+    }
+    assert_eq!(server.finish().accepted(), 0);
+    assert!(
+        !env.path("state/smtpsend/queue/msg").exists()
+            || std::fs::read_dir(env.path("state/smtpsend/queue/msg"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}

@@ -1121,3 +1121,15 @@ fn idn_domain_goes_as_a_labels_without_smtputf8() {
     assert_eq!(m.rcpt_addrs(), ["info@xn--bcher-kva.example"]);
     assert!(!m.mail_from.contains("SMTPUTF8"), "{}", m.mail_from);
 }
+
+#[test]
+fn lost_reply_after_the_final_dot_says_it_may_have_arrived() {
+    let server = ScriptedServer::start(Script::new().disconnect_at(Step::EndOfData));
+    let mut s = connect(&server);
+    let e = s
+        .sendmail("a@example.org", &["b@example.org"], MSG, &[], &[])
+        .unwrap_err();
+    assert!(e.is_transient());
+    assert!(e.to_string().contains("may have been delivered"), "{e}");
+    server.finish();
+}

@@ -134,6 +134,16 @@ impl Plan {
             .as_ref()
             .and_then(|e| e.sender.clone())
             .filter(|_| args.read_envelope_from);
+        // Raw argv first: a control character means the caller's string is
+        // not one address, whatever a parser would make of it.
+        for raw in args
+            .sender()
+            .into_iter()
+            .chain(args.recipients.iter().map(String::as_str))
+        {
+            crate::smtp::command::check_line_safe("address", raw)
+                .map_err(|e| Failure::new(Sysexit::Usage, format!("{e}: nothing was sent")))?;
+        }
         let explicit = args.sender().map(bare_address);
         let selecting = explicit.clone().or(header_sender);
         let profile = choose_profile(args, config, selecting.as_deref())?;
@@ -190,6 +200,22 @@ impl Plan {
             ));
         }
 
+        // Nothing that cannot be an address reaches the spool: a CR, LF or
+        // space smuggled into -f or a recipient is refused here.
+        for (addr, from_argv) in std::iter::once((&sender, args.sender().is_some()))
+            .chain(recipients.iter().map(|r| (r, !args.read_recipients)))
+        {
+            if let Err(e) = crate::smtp::command::quoteaddr(addr) {
+                return Err(Failure::new(
+                    if from_argv {
+                        Sysexit::Usage
+                    } else {
+                        Sysexit::DataErr
+                    },
+                    format!("{e}: nothing was sent"),
+                ));
+            }
+        }
         transform_headers(&mut headers, &profile, args, &sender, &domain)?;
 
         let dsn =

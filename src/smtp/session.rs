@@ -778,7 +778,16 @@ impl Smtp {
 
         let quit = opts.quit_after && pipelining;
         self.stream_body(msg, bdat, quit)?;
-        let result = self.data_replies(bdat, refused, &accepted);
+        let result = self
+            .data_replies(bdat, refused, &accepted)
+            .map_err(|e| match e {
+                // RFC 1047: the whole message went out and the reply was
+                // lost. The server may have taken it; the caller must know.
+                Error::ServerDisconnected(m) => Error::ServerDisconnected(format!(
+                    "{m} after the end of the message, before the server's reply: it may have been delivered"
+                )),
+                e => e,
+            });
         if quit {
             // The QUIT reply is a courtesy; the outcome is already known.
             if self.conn.is_some() {
