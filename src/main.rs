@@ -23,12 +23,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if usage { 64 } else { 0 });
         }
     };
-    let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout();
     match app::run(
         personality,
         &args,
-        &mut stdin,
+        Box::new(std::io::stdin()),
         &mut stdout,
         Box::new(std::io::stderr()),
     ) {

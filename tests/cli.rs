@@ -790,3 +790,34 @@ fn smuggled_line_breaks_in_addresses_are_refused_before_spooling() {
                 == 0
     );
 }
+
+#[test]
+fn bs_closes_a_silent_session_with_421() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let mut child = env.command(&["-bs", "--timeout", "1"]).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"EHLO mua.example\r\n").unwrap();
+    // Keep stdin open and say nothing more.
+    let start = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    let waited = start.elapsed();
+    drop(stdin);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.code(), Some(75));
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
+    assert!(
+        out.contains("\r\n250") && out.trim_end().ends_with("timeout exceeded"),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("421 4.4.2"),
+        "{out}"
+    );
+}

@@ -140,6 +140,81 @@ pub fn copy_scanning(input: &mut dyn Read, out: &mut dyn Write) -> io::Result<(B
     Ok((scanner.finish(), total))
 }
 
+/// A reader fed by a thread, so that a wait for input has a timeout even
+/// on a pipe or terminal (std has no timed read on stdin). Used by `-bs`,
+/// where a silent client must not hold the process forever.
+pub struct TimedReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    timeout: std::time::Duration,
+    eof: bool,
+}
+
+impl TimedReader {
+    /// Starts the reading thread. It ends with the input, or with the
+    /// process.
+    pub fn spawn(mut inner: Box<dyn Read + Send>, timeout: std::time::Duration) -> TimedReader {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let r = match inner.read(&mut buf) {
+                    Ok(n) => Ok(buf[..n].to_vec()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                };
+                let done = !matches!(&r, Ok(c) if !c.is_empty());
+                if tx.send(r).is_err() || done {
+                    return;
+                }
+            }
+        });
+        TimedReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            timeout,
+            eof: false,
+        }
+    }
+}
+
+impl Read for TimedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.chunk.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            match self.rx.recv_timeout(self.timeout) {
+                Ok(Ok(c)) if c.is_empty() => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(Ok(c)) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no input for {} s", self.timeout.as_secs()),
+                    ));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +236,19 @@ mod tests {
         assert_eq!(stop(b"a.\n"), b"a.\n");
         assert_eq!(stop(b"a\n.\rx\n"), b"a\n.\rx\n");
         assert_eq!(stop(b"no dot line"), b"no dot line");
+    }
+
+    #[test]
+    fn timed_reader_passes_data_and_times_out() {
+        let mut r = TimedReader::spawn(Box::new(&b"abc"[..]), std::time::Duration::from_secs(5));
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+        // A pipe whose writer stays open and silent.
+        let (reader, _writer) = std::io::pipe().unwrap();
+        let mut r = TimedReader::spawn(Box::new(reader), std::time::Duration::from_millis(100));
+        let e = r.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 
     #[test]

@@ -142,12 +142,16 @@ impl Write for SharedSink {
     }
 }
 
+/// How long `-bs` waits for the client's next line when no `--timeout`
+/// is given (Postfix's smtpd_timeout).
+pub const BS_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs one invocation. `stdin` carries the message (or, with `-bs`, the
 /// SMTP conversation whose replies go to `stdout`).
 pub fn run(
     personality: Personality,
     args: &Args,
-    stdin: &mut dyn Read,
+    stdin: Box<dyn Read + Send>,
     stdout: &mut dyn Write,
     debug: DebugSink,
 ) -> Result<Report, Failure> {
@@ -175,8 +179,13 @@ pub fn run(
         return relay::serverinfo(&profile, args, debug);
     }
     if args.mode.as_deref() == Some("s") {
-        return serve_smtp(args, config.as_ref(), stdin, stdout, debug);
+        let idle = args
+            .timeout
+            .map_or(BS_IDLE_TIMEOUT, std::time::Duration::from_secs);
+        let timed = input::TimedReader::spawn(stdin, idle);
+        return serve_smtp(args, config.as_ref(), Box::new(timed), stdout, debug);
     }
+    let mut stdin = stdin;
     let mut input: Box<dyn Read> = match &args.file {
         Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
             Failure::new(
@@ -184,8 +193,8 @@ pub fn run(
                 format!("cannot open {}: {e}", path.display()),
             )
         })?),
-        None if args.dot_ends_message() => Box::new(input::DotStop::new(stdin)),
-        None => Box::new(stdin),
+        None if args.dot_ends_message() => Box::new(input::DotStop::new(&mut stdin)),
+        None => Box::new(&mut stdin),
     };
     let mut reader = BufReader::with_capacity(64 * 1024, &mut input);
     send_one(args, config.as_ref(), &mut reader, debug)
@@ -294,7 +303,7 @@ fn log_outcome(
 fn serve_smtp(
     args: &Args,
     config: Option<&Config>,
-    stdin: &mut dyn Read,
+    stdin: Box<dyn Read>,
     stdout: &mut dyn Write,
     debug: DebugSink,
 ) -> Result<Report, Failure> {
@@ -332,8 +341,17 @@ fn serve_smtp(
         }
     };
     let mut input = BufReader::new(stdin);
-    bs::serve(&mut input, stdout, &hostname, &mut deliver)
-        .map_err(|e| Failure::new(Sysexit::IoErr, format!("-bs: {e}")))?;
+    if let Err(e) = bs::serve(&mut input, stdout, &hostname, &mut deliver) {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            let _ = write!(stdout, "421 4.4.2 {hostname} Error: timeout exceeded\r\n");
+            let _ = stdout.flush();
+            return Err(Failure::new(
+                Sysexit::TempFail,
+                format!("-bs: {e}: the client was silent, so the session was closed"),
+            ));
+        }
+        return Err(Failure::new(Sysexit::IoErr, format!("-bs: {e}")));
+    }
     Ok(Report {
         notices,
         ..Report::default()
