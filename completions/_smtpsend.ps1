@@ -45,7 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'smtpsend' -ScriptBlock {
             [CompletionResult]::new('--password-command', '--password-command', [CompletionResultType]::ParameterName, 'Command whose output is the password or token (run with sh -c; one trailing newline removed). $SMTPSEND_PASSWORD is used when no other source is set')
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Envelope sender (the same as -f)')
             [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'Name to give in EHLO and for Message-ID and bare local names [default: this machine''s fully qualified name]')
-            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the relay at each step')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for the relay at each step; with -bs, also for the client''s next line [default: 300 with -bs]')
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Read the message from FILE instead of standard input ("." lines are then ordinary data)')
             [CompletionResult]::new('--queue-delete', '--queue-delete', [CompletionResultType]::ParameterName, 'Remove a message from the queue')
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Read recipients from the message''s To, Cc and Bcc headers (or one Resent- block); Bcc is removed before sending')

@@ -210,7 +210,8 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub domain: Option<String>,
 
-    /// Seconds to wait for the relay at each step.
+    /// Seconds to wait for the relay at each step; with -bs, also for the
+    /// client's next line [default: 300 with -bs].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 
