@@ -35,7 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'smtpsend' -ScriptBlock {
             [CompletionResult]::new('--log-file', '--log-file', [CompletionResultType]::ParameterName, 'Log file: one line per message')
             [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Profile to use from the configuration file')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use from the configuration file')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Relay host name or address ("host:port" and "[v6]:port" work too)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Relay host name or address; "host:port" and a bracketed IPv6 address with a port work too')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Relay port [default: 25 with --tls none, 587 starttls, 465 tls]')
             [CompletionResult]::new('--tls', '--tls', [CompletionResultType]::ParameterName, 'Connection security [default: starttls]')
             [CompletionResult]::new('--tls-verify', '--tls-verify', [CompletionResultType]::ParameterName, 'Verify the relay''s certificate and name [default: true]')

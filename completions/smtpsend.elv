@@ -32,7 +32,7 @@ set edit:completion:arg-completer[smtpsend] = {|@words|
             cand --log-file 'Log file: one line per message'
             cand -a 'Profile to use from the configuration file'
             cand --profile 'Profile to use from the configuration file'
-            cand --host 'Relay host name or address ("host:port" and "[v6]:port" work too)'
+            cand --host 'Relay host name or address; "host:port" and a bracketed IPv6 address with a port work too'
             cand --port 'Relay port [default: 25 with --tls none, 587 starttls, 465 tls]'
             cand --tls 'Connection security [default: starttls]'
             cand --tls-verify 'Verify the relay''s certificate and name [default: true]'

@@ -14,7 +14,7 @@ complete -c smtpsend -s C -d 'Configuration file to use instead of the usual loo
 complete -c smtpsend -s L -d 'Tag for log lines' -r
 complete -c smtpsend -s X -l log-file -d 'Log file: one line per message' -r -F
 complete -c smtpsend -s a -l profile -d 'Profile to use from the configuration file' -r
-complete -c smtpsend -l host -d 'Relay host name or address ("host:port" and "[v6]:port" work too)' -r
+complete -c smtpsend -l host -d 'Relay host name or address; "host:port" and a bracketed IPv6 address with a port work too' -r
 complete -c smtpsend -l port -d 'Relay port [default: 25 with --tls none, 587 starttls, 465 tls]' -r
 complete -c smtpsend -l tls -d 'Connection security [default: starttls]' -r -f -a "none\t'Plain SMTP; no TLS at all (only for a trusted network or loopback)'
 starttls\t'Plain connection upgraded with STARTTLS; refuses to go on without it'

@@ -166,7 +166,8 @@ pub struct Args {
     #[arg(short = 'a', long = "profile", value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Relay host name or address ("host:port" and "[v6]:port" work too).
+    /// Relay host name or address; "host:port" and a bracketed IPv6
+    /// address with a port work too.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 

@@ -4,7 +4,7 @@
 //! Writes are queued and leave in one `write` per flush, so a pipelined
 //! group of commands is one TCP segment train (with TCP_NODELAY, no 40 ms
 //! delayed-ACK stall on a lone final line). Reads are line-bounded: a line
-//! may be at most [`MAX_LINE_LEN`](super::reply::MAX_LINE_LEN) bytes, and
+//! may be at most [`MAX_LINE_LEN`] bytes, and
 //! each reply has a deadline, so a server that drips one byte a second
 //! fails at the deadline instead of holding us forever.
 
