@@ -741,10 +741,15 @@ fn log_file_gets_one_line_per_message() {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     assert_eq!(env.run(&argv, b"Subject: x\n\nbody\n").code, 0);
     assert_eq!(env.run(&argv, b"Subject: y\n\nbody\n").code, 0);
-    server.finish();
+    let t = server.finish();
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
+    for (l, m) in lines.iter().zip(t.messages()) {
+        // The logged size is the message's, not a placeholder.
+        let size = format!("size={}", m.content.len());
+        assert!(l.contains(&size), "{size} missing: {l}");
+    }
     for l in lines {
         for field in [
             "cronmail",

@@ -217,16 +217,15 @@ fn send_one(
         return plan.dry_run(&mut spooled);
     } else if plan.profile.queue {
         // Spool first: the message is on disk before a byte goes out.
-        let mut debug = Some(debug);
-        let r = queued::send_queued(&plan, args, config, reader, debug.take().expect("unused"));
-        match r {
-            Ok(Some(report)) => (0, Ok(report)),
+        let sink = SharedSink::new(debug);
+        match queued::send_queued(&plan, args, config, reader, Box::new(sink.clone())) {
+            Ok(Some(first)) => first,
             Ok(None) => {
                 // No queue directory can be written: deliver directly, and
                 // let a failure's exit code tell the caller to keep it.
                 let mut spooled = plan.spool(reader)?;
                 let size = spooled.info.size;
-                let mut r = plan.deliver(args, &mut spooled, Box::new(std::io::sink()));
+                let mut r = plan.deliver(args, &mut spooled, Box::new(sink));
                 if let Ok(rep) = &mut r {
                     rep.notices
                         .push("no writable queue directory: delivered directly".into());

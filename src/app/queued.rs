@@ -313,16 +313,20 @@ fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Outcome, F
     Ok(Outcome::Bounced { failure })
 }
 
+/// What became of a spooled message on its first attempt, with its size
+/// (for the log line).
+pub type FirstAttempt = (u64, Result<Report, Failure>);
+
 /// Spools the planned message and makes the first attempt. Returns
 /// `Ok(None)` when no queue directory can be written, so the caller
-/// delivers directly instead.
+/// delivers directly instead; `Err` when spooling failed part-way.
 pub fn send_queued(
     plan: &Plan,
     args: &Args,
     config: Option<&Config>,
     body: &mut dyn std::io::Read,
     debug: DebugSink,
-) -> Result<Option<Report>, Failure> {
+) -> Result<Option<FirstAttempt>, Failure> {
     let chosen = match queue::choose_dir(plan.profile.queue_dir.as_deref()) {
         Ok(c) => c,
         Err(_) => return Ok(None),
@@ -351,6 +355,19 @@ pub fn send_queued(
                 ),
             )
         })?;
+    let size = spooled.info.size;
+    let result = first_attempt(&q, spooled, plan, args, config, debug);
+    Ok(Some((size, result)))
+}
+
+fn first_attempt(
+    q: &Queue,
+    spooled: queue::Spooled,
+    plan: &Plan,
+    args: &Args,
+    config: Option<&Config>,
+    debug: DebugSink,
+) -> Result<Report, Failure> {
     let id = spooled.id.clone();
     let size = spooled.info.size;
     let now = SystemTime::now();
@@ -363,7 +380,7 @@ pub fn send_queued(
     let sink = super::SharedSink::new(debug);
     let mut debug_factory = || -> DebugSink { Box::new(sink.clone()) };
     let outcome = attempt(
-        &q,
+        q,
         spooled.into_locked(),
         &plan.profile,
         args,
@@ -422,7 +439,7 @@ pub fn send_queued(
             // Drain older messages for the same profile over this session.
             if others_due {
                 run_dir(
-                    &q,
+                    q,
                     config,
                     args,
                     Some(&plan.profile),
@@ -446,7 +463,7 @@ pub fn send_queued(
         }
     }
     close(&mut session);
-    Ok(Some(report))
+    Ok(report)
 }
 
 fn close(session: &mut Option<Session>) {
