@@ -2,8 +2,6 @@
 //! profile, failover across the profile's hosts on transient errors, the
 //! TLS mode, authentication, and turning the outcome into a report.
 
-use native_tls::Identity;
-
 use super::input::Spooled;
 use super::plan::Plan;
 use super::{DebugSink, Failure, Report};
@@ -11,7 +9,9 @@ use crate::cli::{Args, TlsMode};
 use crate::config::{Auth, Profile, Transport};
 use crate::exit::Sysexit;
 use crate::smtp::auth::Credentials;
-use crate::smtp::{Error, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp, TlsOptions};
+use crate::smtp::{
+    Error, Identity, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp, TlsOptions,
+};
 
 /// Where the password of a PKCS#12 client certificate comes from (empty
 /// when unset).
