@@ -258,7 +258,7 @@ fn starttls_refuses_unknown_ca(s: &RealServers) {
     o.tls.ca_file = None;
     let mut smtp = connect(s, "SUBMISSION_PORT", o);
     let e = smtp.starttls().unwrap_err();
-    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert!(matches!(e, Error::TlsCertificate(_)), "{e:?}");
 }
 
 fn implicit_tls_login_and_send(s: &RealServers) {
