@@ -6,7 +6,39 @@
 //! needs, when to fall back from EHLO to HELO, when to RSET so that the
 //! session stays usable after a refusal, and how a transaction is
 //! pipelined. It never prints and never exits: a transcript goes to the
-//! writer given to [`Smtp::set_debuglevel`], failures are [`Error`]s.
+//! writer given to [`Smtp::set_debuglevel`], failures are [`Error`]s. The
+//! send path itself (MAIL, RCPT, DATA/BDAT, the replies) lives in
+//! [`super::transaction`].
+//!
+//! ## Where it deliberately differs from smtplib
+//!
+//! - **Timeouts** are per step and bounded as a whole: one deadline per
+//!   reply, per write, for the TLS handshake, and for resolving plus
+//!   connecting across all of a host's addresses; smtplib's socket timeout
+//!   restarts on every partial read or write. The reply to the end of the
+//!   data waits [`SessionOptions::final_reply_timeout`] (10 minutes, RFC
+//!   5321 §4.5.3.2.6) unless an explicit timeout caps it
+//!   ([`SessionOptions::with_timeout`]); a zero timeout is refused as
+//!   [`Error::InvalidInput`] (smtplib: `ValueError`).
+//! - **Non-ASCII** in `mail`/`rcpt`/`verify`/`expn` is
+//!   [`Error::NotSupported`] (smtplib: `UnicodeEncodeError`), before
+//!   anything is sent. [`Smtp::send`] carries non-ASCII domains as A-labels
+//!   to a server without SMTPUTF8, where `sendmail` would fail.
+//! - **Replies**: text is UTF-8 when valid, else Latin-1, and stripped of
+//!   blanks as `getreply` does; but a reply line must be well-formed
+//!   (three digits 2-5, then space, hyphen or nothing): smtplib takes any
+//!   three characters as a code, we call anything else
+//!   [`Error::Protocol`] and close.
+//! - **Pipelining**: [`Smtp::send`] pipelines (RFC 2920) and, when asked,
+//!   uses BDAT; the outcome is the one lockstep gives, except that with BDAT
+//!   a connection lost after the message went out is
+//!   [`Error::MaybeDelivered`] rather than `SMTPServerDisconnected`.
+//! - **452** to RCPT defers the recipient to a further transaction on the
+//!   same connection instead of refusing it (smtplib reports it refused).
+//! - **`send_message`** takes every `To`/`Cc`/`Bcc` field, not just the
+//!   first of each; **`send_raw`** is smtplib's `send` (the name `send` is
+//!   the typed, streaming `sendmail`); **`login_full`** carries smtplib's
+//!   `initial_response_ok`; [`Smtp::quit_on_drop`] is the `with` block.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

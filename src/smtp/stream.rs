@@ -9,7 +9,7 @@
 //! **Deadlines.** Every operation has one deadline, fixed when it starts:
 //! a reply read, a flush of any size, name resolution, connecting to a host
 //! (one budget across all its addresses), a TLS handshake. The socket sits
-//! in a [`Timed`] wrapper that gives each system call only the time left,
+//! in a `Timed` wrapper that gives each system call only the time left,
 //! so partial progress (a server that reads a little now and then, or drips
 //! one byte a second) never restarts the clock.
 //!

@@ -5,7 +5,7 @@
 //!
 //! **Pipelined = lockstep.** However the commands went out, their replies
 //! are collected first (every reply the server sent, even when it closed
-//! right after) and judged by one function, [`judge`], in the order the
+//! right after) and judged by one function, `judge`, in the order the
 //! lockstep conversation would have met them. So the error variant and the
 //! refused-recipient map never depend on PIPELINING.
 //!
