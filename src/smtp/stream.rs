@@ -202,6 +202,8 @@ impl TlsOptions {
     }
 
     fn build_context(&self) -> Result<SslContext, Error> {
+        #[cfg(test)]
+        CONTEXTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let setup = |e: openssl::error::ErrorStack| Error::Tls(format!("cannot set up TLS: {e}"));
         let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
         // What openssl's SslConnector sets, minus its eager trust load.
@@ -244,6 +246,10 @@ impl TlsOptions {
         Ok(b.build())
     }
 }
+
+/// How many contexts this (test) process built.
+#[cfg(test)]
+static CONTEXTS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The system trust store: `SSL_CERT_FILE`/`SSL_CERT_DIR` when the user set
 /// them, else the first hashed CA directory that exists (looked up lazily,
@@ -1074,6 +1080,24 @@ mod tests {
             io::ErrorKind::TimedOut,
             "WouldBlock becomes TimedOut"
         );
+    }
+
+    /// One context per set of options per process: a queue run that
+    /// reconnects, or a second STARTTLS, does not load the trust store again.
+    #[test]
+    fn one_context_per_options() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let before = CONTEXTS_BUILT.load(SeqCst);
+        let a = TlsOptions::new();
+        let b = TlsOptions {
+            verify: false,
+            ..TlsOptions::new()
+        };
+        for _ in 0..3 {
+            a.context().unwrap();
+            b.context().unwrap();
+        }
+        assert_eq!(CONTEXTS_BUILT.load(SeqCst) - before, 2);
     }
 
     #[test]

@@ -204,10 +204,7 @@ fn refused_by(to: &[String], e: Error) -> Refused {
     }
     let reply = e.reply().cloned().unwrap_or_else(|| {
         let code = if e.is_transient() { 451 } else { 554 };
-        Reply::new(
-            code,
-            vec![format!("not sent in a further transaction: {e}")],
-        )
+        Reply::new(code, vec![format!("in a further transaction: {e}")])
     });
     to.iter().map(|a| (a.clone(), reply.clone())).collect()
 }
