@@ -23,9 +23,7 @@ use super::invocation::{Settings, Submission};
 use super::{Failure, Report, local};
 use crate::config::{Config, Profile, Target, TlsMode, Transport};
 use crate::exit::Sysexit;
-use crate::message::{
-    self, Completion, DateStamp, HeaderBlock, MAX_HEADER_BYTES, Originator, localtime,
-};
+use crate::message::{self, Completion, DateStamp, HeaderBlock, MAX_HEADER_BYTES, Originator};
 use crate::smtp::Envelope;
 use crate::smtp::command::addr_only;
 use crate::{hostname, identity};
@@ -303,8 +301,6 @@ fn transform_headers(
     if profile.qualify_headers {
         message::qualify_headers(headers, domain)?;
     }
-    let now = DateStamp::now(0).unix_seconds;
-    let offset = localtime::local_offset(now);
     let from_addr = if sender.is_empty() {
         qualify(&identity::login_name(), domain)
     } else {
@@ -315,10 +311,7 @@ fn transform_headers(
             full_name: sub.full_name.clone(),
             addr: from_addr,
         }),
-        date: profile.add_date.then_some(DateStamp {
-            unix_seconds: now,
-            utc_offset_seconds: offset,
-        }),
+        date: profile.add_date.then(DateStamp::now_local),
         message_id_domain: profile.add_message_id.then(|| domain.to_owned()),
     };
     message::complete_headers(headers, &completion)?;
