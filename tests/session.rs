@@ -1673,3 +1673,53 @@ fn quit_on_drop_vrfy_send_raw_and_login_without_initial_response() {
     assert_eq!(c.verbs().last().map(String::as_str), Some("QUIT"));
     assert!(c.authenticated && c.closed_cleanly());
 }
+
+/// Issue 15: the system trust store is OpenSSL's hashed directory, read
+/// lazily: a CA present only as `<subject hash>.0` in `SSL_CERT_DIR`
+/// verifies the server (no CA file given), and without it the same send
+/// fails as a certificate problem. Run through the binary, whose process
+/// owns its environment.
+#[test]
+fn system_trust_is_the_hashed_ca_directory() {
+    let pki = TestPki::new();
+    let hashed = tempfile::tempdir().unwrap();
+    let ca = openssl::x509::X509::from_pem(&pki.ca_pem).unwrap();
+    std::fs::write(
+        hashed
+            .path()
+            .join(format!("{:08x}.0", ca.subject_name_hash())),
+        &pki.ca_pem,
+    )
+    .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    for (dir, ok) in [(hashed.path(), true), (empty.path(), false)] {
+        let server = ScriptedServer::start(Script::new().starttls().pki(&pki));
+        let port = server.port().to_string();
+        let out = BinEnv::new().run_env(
+            &[
+                "--no-queue",
+                "--host",
+                "localhost",
+                "--port",
+                &port,
+                "--tls",
+                "starttls",
+                "-f",
+                "a@example.org",
+                "b@example.org",
+            ],
+            b"Subject: hashed\n\nx\n",
+            &[("SSL_CERT_DIR", dir.to_str().unwrap())],
+        );
+        let t = server.finish();
+        if ok {
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert!(t.messages()[0].tls && t.messages()[0].accepted);
+        } else {
+            assert_ne!(out.code, 0);
+            eprintln!("without the CA: exit {}: {}", out.code, out.stderr.trim());
+            assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+            assert!(t.messages().is_empty());
+        }
+    }
+}
