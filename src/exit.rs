@@ -150,7 +150,7 @@ fn for_smtp(e: &Error) -> Sysexit {
 
 /// The exit status when the message will not be queued (`--no-queue`): a
 /// certificate that does not verify is then permanent (EX_UNAVAILABLE),
-/// though a queue defers it; everything else as [`for_smtp`].
+/// though a queue defers it; everything else as `Sysexit::from(e)`.
 pub fn for_smtp_no_queue(e: &Error) -> Sysexit {
     if e.is_certificate_failure() {
         return Sysexit::Unavailable;
