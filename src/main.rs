@@ -9,6 +9,7 @@ use smtpsend::app;
 use smtpsend::cli::{self, Args, Personality};
 
 fn main() -> ExitCode {
+    smtpsend::harden::harden_process();
     let argv: Vec<_> = std::env::args_os().collect();
     let personality = argv
         .first()

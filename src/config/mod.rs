@@ -53,7 +53,6 @@ mod profile;
 mod schema;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +60,10 @@ use std::path::{Path, PathBuf};
 pub use aliases::{Aliases, DEFAULT_ALIAS, Target};
 pub use error::{ConfigError, Exposure, Origin};
 pub use locate::{CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, locate, locate_in};
-pub use password::{MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV};
+pub use password::{
+    CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
+    SECRET_ENV,
+};
 pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
@@ -104,11 +106,8 @@ impl Config {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
-        let meta = file.metadata().map_err(read_err)?;
-        if meta.is_dir() {
-            return Err(read_err(io::Error::other("it is a directory")));
-        }
+        let (file, meta, opened) =
+            permissions::open_trusted(path, rustix::process::geteuid().as_raw())?;
         let mut bytes = Vec::new();
         file.take(MAX_CONFIG_SIZE + 1)
             .read_to_end(&mut bytes)
@@ -124,7 +123,13 @@ impl Config {
         // Only a regular file's mode says who can read or change what was
         // read: `-C /dev/null` (no configuration) is mode 0666 and fine.
         if meta.is_file() {
-            permissions::check(path, meta.mode(), meta.uid(), config.has_password)?;
+            permissions::check(
+                &opened,
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                config.has_password,
+            )?;
         }
         Ok(config)
     }
