@@ -14,7 +14,8 @@ fn main() -> ExitCode {
     let personality = argv
         .first()
         .map_or(Personality::Sendmail, |a| Personality::from_argv0(a));
-    let args = match Args::try_parse_from(cli::normalize(argv)) {
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    let mut args = match Args::try_parse_from(cli::normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
@@ -24,6 +25,11 @@ fn main() -> ExitCode {
             return ExitCode::from(if usage { 64 } else { 0 });
         }
     };
+    // The sendmail name (or restrict_args) is not a code-execution surface.
+    if let Err(refusal) = cli::restrict::apply(&argv0, &mut args) {
+        eprintln!("smtpsend: {refusal}");
+        return ExitCode::from(refusal.exit().code());
+    }
     let mut stdout = std::io::stdout();
     match app::run(
         personality,

@@ -49,6 +49,7 @@ mod locate;
 mod parse;
 mod password;
 mod permissions;
+mod policy;
 mod profile;
 mod schema;
 
@@ -64,6 +65,7 @@ pub use password::{
     CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
     SECRET_ENV,
 };
+pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
 pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
@@ -89,6 +91,7 @@ pub struct Config {
     profiles: Vec<Choice>,
     aliases: Aliases,
     has_password: bool,
+    arg_policy: ArgPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +185,12 @@ impl Config {
     /// rule apply).
     pub fn has_password(&self) -> bool {
         self.has_password
+    }
+
+    /// `restrict_args`, `allow_args`, `allow_config_dirs`: meaningful in
+    /// the system file only (see `policy.rs`).
+    pub fn arg_policy(&self) -> &ArgPolicy {
+        &self.arg_policy
     }
 
     /// Chooses the profile for a message, in this order:
@@ -303,6 +312,13 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         ));
     }
 
+    let arg_policy = policy::from_raw(
+        doc.top.restrict_args,
+        doc.top.allow_args,
+        doc.top.allow_config_dirs,
+        &loc,
+    )?;
+
     let aliases = build_aliases(
         doc.top.aliases.map(|a| a.0).unwrap_or_default(),
         &loc,
@@ -315,6 +331,7 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         profiles,
         aliases,
         has_password,
+        arg_policy,
     })
 }
 

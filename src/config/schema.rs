@@ -22,7 +22,15 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use crate::cli::TlsMode;
 
 /// Keys that may only stand at the top level.
-pub(crate) const TOP_ONLY_KEYS: &[&str] = &["default_profile", "profile", "aliases"];
+pub(crate) const TOP_ONLY_KEYS: &[&str] = &[
+    "default_profile",
+    "profile",
+    "aliases",
+    // The system file's rules for restricted command lines (policy.rs).
+    "restrict_args",
+    "allow_args",
+    "allow_config_dirs",
+];
 
 /// Every key of a profile, in the order of [`RawProfile`]. All of them may
 /// also stand at the top level as defaults for every profile.
@@ -111,6 +119,9 @@ pub(crate) struct RawTop {
     pub default_profile: Option<String>,
     pub profile: Option<Profiles>,
     pub aliases: Option<AliasTable>,
+    pub restrict_args: Option<bool>,
+    pub allow_args: Option<OneOrMany>,
+    pub allow_config_dirs: Option<OneOrMany>,
 }
 
 /// `[profile.NAME]` tables by name.
