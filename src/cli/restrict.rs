@@ -16,7 +16,7 @@
 //! | `-X FILE`, `--log-file FILE` | write a file at a chosen path | ignored, as Postfix ignores `-X` |
 //! | `--file FILE` | mail a chosen file | refused |
 //! | `--password-command CMD` | run a command | refused |
-//! | `-C FILE` | load a chosen configuration | refused, unless FILE is in one of `allow_config_dirs` or root runs it (as Postfix's `alternate_config_directories`) |
+//! | `-C FILE` | load a chosen configuration | refused, unless FILE lies in one of `allow_config_dirs` (as Postfix's `alternate_config_directories`) |
 //! | `--host`, `--port` | send the configured credentials to a chosen server | refused |
 //! | `--tls`, `--tls-verify`, `--tls-ca-file` | weaken TLS for the configured credentials; read a chosen file | refused |
 //! | `--auth`, `--user` | send the configured password another way or for another user | refused |
@@ -34,17 +34,20 @@
 //!
 //! Refusals are one line and EX_USAGE (64), before anything is read or
 //! sent. The rules come from the system configuration
-//! ([`crate::config::system_config_path`]); when it is absent, unreadable
-//! or invalid, nothing is allowed beyond the defaults (and `restrict_args`
-//! counts as unset: the file must be readable by the callers it is meant
-//! to restrict).
+//! ([`crate::config::system_config_path`]); when it is absent or the
+//! caller may not read it, nothing is allowed beyond the defaults and
+//! `restrict_args` counts as unset (so the file must be readable by the
+//! callers it is meant to restrict). When it is invalid or untrusted and
+//! the rules matter (a restricted flag under a sendmail name; always under
+//! the name smtpsend, whose rules hang on `restrict_args`), its error is
+//! the refusal (EX_CONFIG, 78): an unknown policy is not guessed.
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::Args;
-use crate::config::{ArgPolicy, Config};
+use crate::config::{ArgPolicy, Config, ConfigError};
 use crate::exit::Sysexit;
 
 /// The one name that keeps every flag (unless `restrict_args`).
@@ -147,20 +150,32 @@ const FLAGS: &[Flag] = &[
     },
 ];
 
-/// Why a command line was refused: one line, exit 64.
+/// Why a command line was refused: one line, and its exit code (EX_USAGE
+/// for a refused argument, EX_CONFIG for a system file that cannot say
+/// what is allowed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+pub struct Refusal {
+    pub exit: Sysexit,
+    pub message: String,
 }
 
 impl Refusal {
-    /// EX_USAGE, as any other bad command line.
+    fn usage(message: String) -> Refusal {
+        Refusal {
+            exit: Sysexit::Usage,
+            message,
+        }
+    }
+
+    /// The exit code.
     pub fn exit(&self) -> Sysexit {
-        Sysexit::Usage
+        self.exit
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -209,19 +224,16 @@ pub fn apply(argv0: &OsStr, args: &mut Args) -> Result<(), Refusal> {
         return Ok(());
     }
     let path = crate::config::system_config_path();
-    let policy = system_policy(&path);
+    let policy = system_policy(&path).map_err(|e| Refusal {
+        exit: e.kind(),
+        message: e.to_string(),
+    })?;
     let why = match name {
         Some(n) => Why::Name(n),
         None if policy.restrict_args => Why::RestrictArgs,
         None => return Ok(()),
     };
-    apply_with(
-        &why,
-        &policy,
-        &path,
-        rustix::process::geteuid().as_raw(),
-        args,
-    )
+    apply_with(&why, &policy, &path, args)
 }
 
 /// Why the rules apply.
@@ -233,13 +245,12 @@ pub enum Why {
     RestrictArgs,
 }
 
-/// The rules with the policy, the system file's path (for messages) and
-/// the effective uid given: drops the ignored flags, refuses the rest.
+/// The rules with the policy and the system file's path (for messages)
+/// given: drops the ignored flags, refuses the rest.
 pub fn apply_with(
     why: &Why,
     policy: &ArgPolicy,
     system: &Path,
-    euid: u32,
     args: &mut Args,
 ) -> Result<(), Refusal> {
     check_addresses(args)?;
@@ -259,7 +270,7 @@ pub fn apply_with(
         match flag.rule {
             Rule::Ignore => (flag.drop)(args),
             Rule::Refuse => {
-                return Err(Refusal(format!(
+                return Err(Refusal::usage(format!(
                     "{} is refused {when}: it {} (the system configuration can allow it: \
                      allow_args = [\"{}\"] in {})",
                     flag.names[0],
@@ -271,10 +282,9 @@ pub fn apply_with(
         }
     }
     if let Some(file) = &args.config
-        && euid != 0
         && !in_allowed_dir(file, &policy.allow_config_dirs)
     {
-        return Err(Refusal(format!(
+        return Err(Refusal::usage(format!(
             "-C {} is refused {when}: it would load a configuration the caller chooses \
              (the system configuration can allow a directory: allow_config_dirs = [\"DIR\"] in {})",
             file.display(),
@@ -284,7 +294,7 @@ pub fn apply_with(
     if let Some(tag) = &args.log_tag
         && !plain_tag(tag)
     {
-        return Err(Refusal(format!(
+        return Err(Refusal::usage(format!(
             "-L {tag:?} is refused {when}: a log tag may hold only letters, digits and . _ - / \
              (at most {MAX_TAG_LEN})"
         )));
@@ -299,14 +309,14 @@ fn check_addresses(args: &Args) -> Result<(), Refusal> {
         if let Some(v) = v
             && v.starts_with('-')
         {
-            return Err(Refusal(format!(
+            return Err(Refusal::usage(format!(
                 "{flag} {v:?}: an envelope sender cannot begin with \"-\" (it looks like a flag: \
                  is the address missing?)"
             )));
         }
     }
     if let Some(r) = args.recipients.iter().find(|r| r.starts_with('-')) {
-        return Err(Refusal(format!(
+        return Err(Refusal::usage(format!(
             "recipient {r:?} begins with \"-\": refused, as Postfix refuses it (a flag where an \
              address was expected?)"
         )));
@@ -343,12 +353,21 @@ fn in_allowed_dir(file: &Path, dirs: &[PathBuf]) -> bool {
         .any(|d| d == parent)
 }
 
-/// The system file's policy; the defaults when it is absent, unreadable,
-/// untrusted or invalid (its real problem is reported when it is used).
-fn system_policy(path: &Path) -> ArgPolicy {
-    Config::load(path)
-        .map(|c| c.arg_policy().clone())
-        .unwrap_or_default()
+/// The system file's policy: the defaults when it is absent or this
+/// caller may not read it, an error when it is invalid or untrusted.
+fn system_policy(path: &Path) -> Result<ArgPolicy, ConfigError> {
+    match Config::load(path) {
+        Ok(c) => Ok(c.arg_policy().clone()),
+        Err(ConfigError::Read { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(ArgPolicy::default())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -366,17 +385,19 @@ mod tests {
 
     const SYS: &str = "/etc/smtpsend.toml";
 
-    fn sendmail(argv: &[&str], policy: &ArgPolicy, euid: u32) -> Result<Args, String> {
+    fn sendmail(argv: &[&str], policy: &ArgPolicy) -> Result<Args, String> {
         let mut a = args(argv);
         apply_with(
             &Why::Name("sendmail".into()),
             policy,
             Path::new(SYS),
-            euid,
             &mut a,
         )
         .map(|()| a)
-        .map_err(|r| r.0)
+        .map_err(|r| {
+            assert_eq!(r.exit(), Sysexit::Usage);
+            r.message
+        })
     }
 
     #[test]
@@ -408,20 +429,18 @@ mod tests {
         let e = sendmail(
             &["-t", "-i", "-fx@y.org", "-X/var/www/s.php", "-L<?=`id`?>"],
             &none,
-            33,
         )
         .unwrap_err();
         assert!(
             e.starts_with("-L \"<?=`id`?>\" is refused when smtpsend runs as sendmail"),
             "{e}"
         );
-        let a = sendmail(&["-t", "-i", "-fx@y.org", "-X/var/www/s.php"], &none, 33).unwrap();
+        let a = sendmail(&["-t", "-i", "-fx@y.org", "-X/var/www/s.php"], &none).unwrap();
         assert_eq!(a.log_file, None);
         assert_eq!(a.sender(), Some("x@y.org"));
         let e = sendmail(
             &["-t", "-i", "-fx@y.org", "--password-command=id>/tmp/p"],
             &none,
-            33,
         )
         .unwrap_err();
         assert_eq!(
@@ -439,16 +458,15 @@ mod tests {
                 "attacker@evil.example",
             ],
             &none,
-            33,
         )
         .unwrap_err();
         assert!(e.starts_with("--file is refused"), "{e}");
-        let e = sendmail(&["-t", "-i", "-f", "-X/tmp/x"], &none, 33).unwrap_err();
+        let e = sendmail(&["-t", "-i", "-f", "-X/tmp/x"], &none).unwrap_err();
         assert!(
             e.starts_with("-f \"-X/tmp/x\": an envelope sender cannot begin"),
             "{e}"
         );
-        let e = sendmail(&["-i", "--", "-oQ/tmp@x"], &none, 33).unwrap_err();
+        let e = sendmail(&["-i", "--", "-oQ/tmp@x"], &none).unwrap_err();
         assert!(e.starts_with("recipient \"-oQ/tmp@x\" begins with"), "{e}");
     }
 
@@ -467,7 +485,7 @@ mod tests {
             &["--file", "/etc/passwd"],
             &["-C", "/tmp/evil.toml"],
         ] {
-            let e = sendmail(argv, &none, 33).unwrap_err();
+            let e = sendmail(argv, &none).unwrap_err();
             assert!(e.starts_with(&format!("{} ", argv[0])), "{e}");
             assert!(
                 e.contains("is refused when smtpsend runs as sendmail"),
@@ -496,7 +514,7 @@ mod tests {
             ],
             &["-f", "", "root"],
         ] {
-            let a = sendmail(argv, &none, 33).unwrap();
+            let a = sendmail(argv, &none).unwrap();
             assert_eq!(a.log_file, None);
         }
     }
@@ -517,26 +535,25 @@ mod tests {
         let a = sendmail(
             &["--host", "relay.example", "-X", "/var/log/x", "r@x"],
             &policy,
-            33,
         )
         .unwrap();
         assert_eq!(a.host.as_deref(), Some("relay.example"));
         assert!(a.log_file.is_some());
-        let a = sendmail(&["--log-file", "/var/log/x", "r@x"], &policy, 33).unwrap();
+        let a = sendmail(&["--log-file", "/var/log/x", "r@x"], &policy).unwrap();
         assert!(a.log_file.is_some());
         let c = allowed.join("a.toml");
-        assert!(sendmail(&["-C", c.to_str().unwrap()], &policy, 33).is_ok());
+        assert!(sendmail(&["-C", c.to_str().unwrap()], &policy).is_ok());
         // Not in the directory, or only through a link in it.
         let b = dir.path().join("b.toml");
-        assert!(sendmail(&["-C", b.to_str().unwrap()], &policy, 33).is_err());
+        assert!(sendmail(&["-C", b.to_str().unwrap()], &policy).is_err());
         let l = allowed.join("link.toml");
-        assert!(sendmail(&["-C", l.to_str().unwrap()], &policy, 33).is_err());
+        assert!(sendmail(&["-C", l.to_str().unwrap()], &policy).is_err());
         let dotdot = allowed.join("../b.toml");
-        assert!(sendmail(&["-C", dotdot.to_str().unwrap()], &policy, 33).is_err());
-        // Root may name any file (it must then be root's own).
-        assert!(sendmail(&["-C", b.to_str().unwrap()], &ArgPolicy::default(), 0).is_ok());
+        assert!(sendmail(&["-C", dotdot.to_str().unwrap()], &policy).is_err());
+        // Whoever runs it: root has the name smtpsend for -C.
+        assert!(sendmail(&["-C", b.to_str().unwrap()], &ArgPolicy::default()).is_err());
         // Still refused: what the list does not name.
-        assert!(sendmail(&["--password-command", "id"], &policy, 33).is_err());
+        assert!(sendmail(&["--password-command", "id"], &policy).is_err());
     }
 
     #[test]
@@ -546,12 +563,11 @@ mod tests {
             &Why::RestrictArgs,
             &ArgPolicy::default(),
             Path::new(SYS),
-            1000,
             &mut a,
         )
         .unwrap_err();
         assert!(
-            e.0.starts_with(
+            e.message.starts_with(
                 "--password-command is refused because /etc/smtpsend.toml sets restrict_args"
             ),
             "{e}"
