@@ -1097,3 +1097,69 @@ fn serverinfo_takes_host_and_port_in_one() {
     assert!(out.stdout.contains("greeting: 220"), "{}", out.stdout);
     server.finish();
 }
+
+#[test]
+fn a_panic_is_one_line_and_the_exit_of_a_queued_message() {
+    let server = ScriptedServer::start(Script::new().max_connections(4));
+    let env = Env::new();
+    let cfg = path_config(&env, Some(server.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let msg = b"Subject: p\n\np\n";
+    let inject = |point: &str, args: &[&str]| {
+        let mut argv = vec!["-C", cfg.as_str(), "-i"];
+        argv.extend(args);
+        env.run_env(&argv, msg, &[("SMTPSEND_INJECT_PANIC", point)])
+    };
+    // After spooling: safe in the queue, so success with one line.
+    let out = inject("after-spool", &["far@example.net"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error")
+            && out.stderr.contains("kept in the queue, queued as"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1);
+    // Before anything was kept: EX_TEMPFAIL, never 101.
+    let out = inject("before-spool", &["--no-queue", "far@example.net"]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("not queued"), "{}", out.stderr);
+
+    // A poison entry in a queue run: the others are delivered, it stays.
+    let q = smtpsend::queue::Queue::open(&env.path("queue")).unwrap();
+    for sender in [
+        "a@client.example",
+        "poison@client.example",
+        "c@client.example",
+    ] {
+        q.spool(
+            &mut &b"Subject: q\n\nq\n"[..],
+            smtpsend::queue::NewMessage {
+                profile: "default".into(),
+                sender: sender.into(),
+                recipients: vec!["far@example.net".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(queued_count(&env), 4);
+    let out = env.run_env(
+        &["-C", &cfg, "--queue-flush"],
+        b"",
+        &[("SMTPSEND_INJECT_PANIC", "queue-entry:poison@client.example")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error on 1 queued message"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1, "{}", out.stderr);
+    let t = server.finish();
+    let senders: Vec<&str> = t.messages().iter().map(|m| m.sender_addr()).collect();
+    assert_eq!(senders.len(), 3, "{senders:?}");
+    assert!(!senders.contains(&"poison@client.example"), "{senders:?}");
+}

@@ -385,6 +385,7 @@ fn run_dir(
             }
         };
         let tried = catch_unwind(AssertUnwindSafe(|| {
+            super::panic::fault_point("queue-entry", &e.sender);
             attempt(q, msg, &profile, sessions, SystemTime::now(), false)
         }));
         match tried {
