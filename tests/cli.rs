@@ -1163,3 +1163,58 @@ fn a_panic_is_one_line_and_the_exit_of_a_queued_message() {
     assert_eq!(senders.len(), 3, "{senders:?}");
     assert!(!senders.contains(&"poison@client.example"), "{senders:?}");
 }
+
+#[test]
+fn protocol_bdat_and_json_log_flags() {
+    let env = Env::new();
+    let log = env.path("log.json");
+    let log_arg = log.to_str().unwrap().to_owned();
+    let body = b"Subject: f\n\nf\n";
+
+    // BDAT by default when CHUNKING is offered; --no-bdat sends DATA.
+    let server = ScriptedServer::start(Script::new().with_cap("CHUNKING").max_connections(2));
+    let mut argv = relay_args(&server);
+    argv.extend(
+        [
+            "--no-queue",
+            "--log-format",
+            "json",
+            "-X",
+            &log_arg,
+            "-i",
+            "b@example.org",
+        ]
+        .map(String::from),
+    );
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut with_no_bdat = argv.clone();
+    with_no_bdat.insert(0, "--no-bdat");
+    let out = env.run(&with_no_bdat, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    let m = t.messages();
+    assert!(m[0].bdat_chunks.is_some(), "the first went with DATA");
+    assert!(m[1].bdat_chunks.is_none(), "--no-bdat went with BDAT");
+
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    for l in lines.lines() {
+        assert!(
+            l.starts_with("{\"time\":") && l.contains("\"status\":\"sent\"") && l.ends_with("]}"),
+            "{l}"
+        );
+    }
+
+    // --protocol lmtp speaks LHLO.
+    let server = ScriptedServer::start(Script::new().lhlo());
+    let mut argv = relay_args(&server);
+    argv.extend(["--no-queue", "--protocol", "lmtp", "-i", "b@example.org"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    assert_eq!(t.conn().verbs().first().map(String::as_str), Some("LHLO"));
+    assert_eq!(t.accepted(), 1);
+}

@@ -290,6 +290,7 @@ fn log_outcome(
         ),
     };
     let entry = Entry {
+        format: plan.profile.log_format,
         tag: settings
             .log_tag
             .as_deref()

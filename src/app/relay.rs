@@ -67,6 +67,7 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
         } else {
             Protocol::Smtp
         },
+        chunking: p.bdat,
         plaintext_auth: if p.allow_plaintext_auth {
             PlaintextAuth::Always
         } else {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::log::Format as LogFormat;
 use crate::smtp::Secret;
 
 use super::error::ConfigError;
@@ -285,6 +286,9 @@ profile_keys! {
         qualify_headers "qualify_headers": bool => bool = true, |v, _| Ok(v);
         read_envelope_from "read_envelope_from": bool => bool = false, |v, _| Ok(v);
         log "log": String => Option<LogTarget> = None, |v, home| log_target(&v, home).map(Some);
+        log_format "log_format": LogFormat => LogFormat = LogFormat::Text, |v, _| Ok(v);
+        /// Use BDAT (RFC 3030) when the relay offers CHUNKING.
+        bdat "bdat": bool => bool = true, |v, _| Ok(v);
     }
     manual {
         /// The client certificate and key: both or neither (a PKCS#12 file
@@ -330,6 +334,12 @@ pub struct Overrides {
     /// Seconds.
     pub timeout: Option<u64>,
     pub read_envelope_from: Option<bool>,
+    /// `--protocol`: SMTP or LMTP to the relay.
+    pub transport: Option<Transport>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--no-bdat`: `Some(false)`.
+    pub bdat: Option<bool>,
 }
 
 impl Profile {
@@ -398,6 +408,15 @@ impl Profile {
         }
         if let Some(r) = o.read_envelope_from {
             self.read_envelope_from = r;
+        }
+        if let Some(t) = o.transport {
+            self.transport = t;
+        }
+        if let Some(f) = o.log_format {
+            self.log_format = f;
+        }
+        if let Some(b) = o.bdat {
+            self.bdat = b;
         }
         Ok(())
     }
@@ -958,8 +977,14 @@ mod tests {
             domain: Some("h.example".into()),
             timeout: Some(5),
             read_envelope_from: Some(true),
+            transport: Some(Transport::Lmtp),
+            log_format: Some(LogFormat::Json),
+            bdat: Some(false),
         })
         .unwrap();
+        assert_eq!(p.transport, Transport::Lmtp);
+        assert_eq!(p.log_format, LogFormat::Json);
+        assert!(!p.bdat);
         assert_eq!(p.hosts, ["c:2525"]);
         assert_eq!(p.effective_port(), 2525);
         assert_eq!(p.tls, TlsMode::Tls);
