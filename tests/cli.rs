@@ -621,6 +621,15 @@ fn dry_run_sends_nothing_and_shows_the_plan() {
         out.stdout
     );
     assert!(!out.stdout.contains("Bcc:"), "{}", out.stdout);
+    // Words a person reads, not Rust names.
+    assert!(
+        out.stdout.contains(&format!(
+            "transport: SMTP 127.0.0.1:{} (no TLS)\n",
+            server.port()
+        )),
+        "{}",
+        out.stdout
+    );
     let t = server.finish();
     assert_eq!(t.accepted(), 0);
 }
