@@ -890,6 +890,38 @@ fn queued_count(env: &Env) -> usize {
         .unwrap_or(0)
 }
 
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// As root, runs the binary as nobody (uid 65534), owner of the scratch
+/// home, so that no system spool root could write is usable either;
+/// otherwise as ourselves.
+fn run_unprivileged_if_root(env: &Env, cfg: &str, argv: &[&str], stdin: &[u8]) -> Out {
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return env.run(argv, stdin);
+    }
+    const NOBODY: u32 = 65534;
+    for entry in ["", "queue", "state"] {
+        chown(env.path(entry), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = env.command(argv);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let mut child = cmd.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The delivery paths of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Path_ {
@@ -914,12 +946,14 @@ fn run_path(path: Path_, relay: bool) -> (i32, Vec<String>, Vec<String>, usize, 
             if path == Path_::NoQueue {
                 argv.push("--no-queue");
             }
+            argv.extend(MIX);
             if path == Path_::SpoolUnwritable {
                 std::fs::write(env.path("queue"), b"not a directory").unwrap();
                 std::fs::write(env.path("state"), b"not a directory").unwrap();
+                run_unprivileged_if_root(&env, &cfg, &argv, body)
+            } else {
+                env.run(&argv, body)
             }
-            argv.extend(MIX);
-            env.run(&argv, body)
         }
         Path_::QueueRun => {
             // Spooled by the library, so the queue run makes the first try.
@@ -998,8 +1032,9 @@ fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
         Path_::Bs,
         Path_::SpoolUnwritable,
     ];
-    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() {
-        // The unwritable-spool case would spool there instead.
+    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() && !is_root() {
+        // The unwritable-spool case would spool there instead (as root it
+        // runs as nobody, who cannot write there).
         eprintln!(
             "not testing an unwritable spool: {} exists",
             smtpsend::queue::SYSTEM_DIR
