@@ -1054,6 +1054,9 @@ fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
             "{path:?}"
         );
         assert_eq!(kept, 0, "{path:?}");
+        if path == Path_::SpoolUnwritable {
+            assert!(err.contains("no writable queue directory"), "{err}");
+        }
     }
     // No relay: this machine's names are local too; the remote recipient
     // stays queued where there is a queue, and is the caller's to keep
