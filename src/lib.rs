@@ -31,5 +31,6 @@ pub mod identity;
 pub mod log;
 pub mod maildir;
 pub mod message;
+pub mod mta;
 pub mod queue;
 pub mod smtp;
