@@ -4,6 +4,7 @@
 //! - [`mailname`]: `/etc/mailname`, the domain of mail that leaves this
 //!   machine (bare names such as `root` are qualified with it);
 //! - [`aliases`]: `/etc/aliases`, `name: address, address` lines;
+//! - [`mailbox`]: which mailbox a local user's mail goes to (Maildir or mbox);
 //! - [`mbox`]: appending to `/var/mail/USER` with the dotlock and fcntl
 //!   locking Debian's mail readers expect.
 //!
@@ -14,6 +15,7 @@
 //! local message goes.
 
 pub mod aliases;
+pub mod mailbox;
 pub mod mailname;
 pub mod mbox;
 
