@@ -33,4 +33,5 @@ pub mod maildir;
 pub mod message;
 pub mod mta;
 pub mod queue;
+pub mod retrier;
 pub mod smtp;
