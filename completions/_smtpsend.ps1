@@ -58,7 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'smtpsend' -ScriptBlock {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Accepted and ignored (-n: do not expand aliases)')
             [CompletionResult]::new('--read-envelope-from', '--read-envelope-from', [CompletionResultType]::ParameterName, 'Take the envelope sender from the message''s Sender or From header when no -f is given')
             [CompletionResult]::new('--debug', '--debug', [CompletionResultType]::ParameterName, 'Show the whole SMTP conversation with timestamps (secrets redacted)')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the profile, the envelope and the message as it would be sent; send nothing')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Print the profile, the envelope and the message as it would be sent; send nothing. With -q or --queue-flush: list the messages that would be tried')
             [CompletionResult]::new('--serverinfo', '--serverinfo', [CompletionResultType]::ParameterName, 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS')
             [CompletionResult]::new('--queue-list', '--queue-list', [CompletionResultType]::ParameterName, 'List the queue (the same as -bp and mailq)')
             [CompletionResult]::new('--queue-flush', '--queue-flush', [CompletionResultType]::ParameterName, 'Retry every queued message now, ignoring the backoff')

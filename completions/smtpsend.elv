@@ -55,7 +55,7 @@ set edit:completion:arg-completer[smtpsend] = {|@words|
             cand -n 'Accepted and ignored (-n: do not expand aliases)'
             cand --read-envelope-from 'Take the envelope sender from the message''s Sender or From header when no -f is given'
             cand --debug 'Show the whole SMTP conversation with timestamps (secrets redacted)'
-            cand --dry-run 'Print the profile, the envelope and the message as it would be sent; send nothing'
+            cand --dry-run 'Print the profile, the envelope and the message as it would be sent; send nothing. With -q or --queue-flush: list the messages that would be tried'
             cand --serverinfo 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS'
             cand --queue-list 'List the queue (the same as -bp and mailq)'
             cand --queue-flush 'Retry every queued message now, ignoring the backoff'

@@ -39,7 +39,7 @@ complete -c smtpsend -s U -d 'Accepted and ignored, as Postfix does (-U initial 
 complete -c smtpsend -s n -d 'Accepted and ignored (-n: do not expand aliases)'
 complete -c smtpsend -l read-envelope-from -d 'Take the envelope sender from the message\'s Sender or From header when no -f is given'
 complete -c smtpsend -l debug -d 'Show the whole SMTP conversation with timestamps (secrets redacted)'
-complete -c smtpsend -l dry-run -d 'Print the profile, the envelope and the message as it would be sent; send nothing'
+complete -c smtpsend -l dry-run -d 'Print the profile, the envelope and the message as it would be sent; send nothing. With -q or --queue-flush: list the messages that would be tried'
 complete -c smtpsend -l serverinfo -d 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS'
 complete -c smtpsend -l queue-list -d 'List the queue (the same as -bp and mailq)'
 complete -c smtpsend -l queue-flush -d 'Retry every queued message now, ignoring the backoff'

@@ -28,8 +28,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::message::complete::civil_from_days;
-use crate::message::localtime;
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
 
 /// The tag when `-L` is not given.
 pub const DEFAULT_TAG: &str = "smtpsend";
@@ -254,7 +254,8 @@ fn write_to(target: &Target, entry: &Entry, sinks: &mut Sinks) -> Result<(), Log
             })
         }
         Target::Syslog => {
-            let offset = localtime::local_offset(now);
+            let offset = Timestamp::from_second(now)
+                .map_or(0, |t| TimeZone::system().to_offset(t).seconds());
             let msg = format_syslog(entry, now, offset, std::process::id());
             send_datagram(sinks.syslog_socket, &msg).map_err(|source| LogError::Syslog {
                 socket: sinks.syslog_socket.to_owned(),
@@ -384,33 +385,29 @@ fn syslog_tag(tag: &str) -> String {
     if t.is_empty() { DEFAULT_TAG.into() } else { t }
 }
 
+/// A time as a timestamp jiff can show (clamped to its range).
+fn timestamp(unix_seconds: i64) -> Timestamp {
+    Timestamp::from_second(unix_seconds).unwrap_or(if unix_seconds < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
 /// `2023-11-14T22:13:20Z`.
 fn rfc3339_utc(unix_seconds: i64) -> String {
-    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
-    let secs = unix_seconds.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    timestamp(unix_seconds)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// RFC 3164 §4.1.2 `Mmm dd hh:mm:ss`, the day padded with a space.
 fn syslog_timestamp(unix_seconds: i64, utc_offset: i32) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let local = unix_seconds.saturating_add(i64::from(utc_offset));
-    let (_, month, day) = civil_from_days(local.div_euclid(86_400));
-    let secs = local.rem_euclid(86_400);
-    let month = MONTHS[(month as usize).clamp(1, 12) - 1];
-    format!(
-        "{month} {day:>2} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let offset = Offset::from_seconds(utc_offset).unwrap_or(Offset::UTC);
+    timestamp(unix_seconds)
+        .to_zoned_datetime(TimeZone::fixed(offset))
+        .strftime("%b %e %H:%M:%S")
+        .to_string()
 }
 
 #[cfg(test)]

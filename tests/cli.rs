@@ -826,3 +826,274 @@ fn bs_closes_a_silent_session_with_421() {
         "{out}"
     );
 }
+
+/// The recipient mix of the delivery-path table: a bare name, root at
+/// localhost, a `local_domains` domain, a remote domain.
+const MIX: [&str; 4] = [
+    "root",
+    "root@localhost",
+    "ops@lan.example",
+    "far@example.net",
+];
+
+/// A configuration for the delivery-path table: a relay on `port` (or
+/// none), the profile domain client.example, lan.example local.
+fn path_config(env: &Env, port: Option<u16>) -> PathBuf {
+    let relay = match port {
+        Some(p) => format!("host = \"127.0.0.1\"\nport = {p}\ntls = \"none\"\n"),
+        None => String::new(),
+    };
+    write_config(
+        env,
+        &format!(
+            "{relay}domain = \"client.example\"\nlocal_domains = [\"localhost\", \"lan.example\"]\nqueue_dir = \"{}\"\ntimeout = 5\n",
+            env.path("queue").display()
+        ),
+    )
+}
+
+/// Who got a Maildir copy (from the Delivered-To headers).
+fn maildir_recipients(env: &Env) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(env.path("Maildir/new"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("Delivered-To: ") {
+                out.extend(v.split(", ").map(str::to_owned));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn queued_count(env: &Env) -> usize {
+    std::fs::read_dir(env.path("queue/msg"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The delivery paths of the table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path_ {
+    NoQueue,
+    FirstAttempt,
+    QueueRun,
+    Bs,
+    SpoolUnwritable,
+}
+
+/// One run of `path` with the recipient mix: the exit status, who got a
+/// Maildir copy, whom the relay got, and how many messages stay queued.
+fn run_path(path: Path_, relay: bool) -> (i32, Vec<String>, Vec<String>, usize, String) {
+    let env = Env::new();
+    let server = relay.then(|| ScriptedServer::start(Script::new().max_connections(2)));
+    let cfg = path_config(&env, server.as_ref().map(|s| s.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let body = b"Subject: paths\n\nbody\n";
+    let mut argv = vec!["-C", cfg.as_str(), "-i"];
+    let out = match path {
+        Path_::NoQueue | Path_::FirstAttempt | Path_::SpoolUnwritable => {
+            if path == Path_::NoQueue {
+                argv.push("--no-queue");
+            }
+            if path == Path_::SpoolUnwritable {
+                std::fs::write(env.path("queue"), b"not a directory").unwrap();
+                std::fs::write(env.path("state"), b"not a directory").unwrap();
+            }
+            argv.extend(MIX);
+            env.run(&argv, body)
+        }
+        Path_::QueueRun => {
+            // Spooled by the library, so the queue run makes the first try.
+            let q = smtpsend::queue::Queue::open(&env.path("queue")).unwrap();
+            let qualified = MIX.map(|r| {
+                if r.contains('@') {
+                    r.to_owned()
+                } else {
+                    format!("{r}@client.example")
+                }
+            });
+            q.spool(
+                &mut &b"Subject: paths\n\nbody\n"[..],
+                smtpsend::queue::NewMessage {
+                    profile: "default".into(),
+                    sender: "tester@client.example".into(),
+                    recipients: qualified.to_vec(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            env.run(&["-C", &cfg, "--queue-flush"], b"")
+        }
+        Path_::Bs => {
+            let mut session = String::from("EHLO mua\r\nMAIL FROM:<tester@client.example>\r\n");
+            for r in MIX {
+                session.push_str(&format!("RCPT TO:<{r}>\r\n"));
+            }
+            session.push_str("DATA\r\nSubject: paths\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+            let out = env.run(&["-C", &cfg, "-bs"], session.as_bytes());
+            let last_data_reply = out
+                .stdout
+                .lines()
+                .rfind(|l| l.starts_with("250 ") || l.starts_with("451") || l.starts_with("554"))
+                .unwrap_or("")
+                .to_owned();
+            // The verdict for the message is its reply's class.
+            let code = match &last_data_reply[..1.min(last_data_reply.len())] {
+                "2" => 0,
+                "4" => 75,
+                _ => 69,
+            };
+            Out { code, ..out }
+        }
+    };
+    let relayed = server
+        .map(|s| {
+            let t = s.finish();
+            let mut r: Vec<String> = t
+                .messages()
+                .iter()
+                .flat_map(|m| m.rcpt_addrs())
+                .map(str::to_owned)
+                .collect();
+            r.sort();
+            r
+        })
+        .unwrap_or_default();
+    let kept = queued_count(&env);
+    (
+        out.code,
+        maildir_recipients(&env),
+        relayed,
+        kept,
+        out.stderr,
+    )
+}
+
+#[test]
+fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
+    let local = ["ops@lan.example", "root@localhost"];
+    let mut paths = vec![
+        Path_::NoQueue,
+        Path_::FirstAttempt,
+        Path_::QueueRun,
+        Path_::Bs,
+        Path_::SpoolUnwritable,
+    ];
+    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() {
+        // The unwritable-spool case would spool there instead.
+        eprintln!(
+            "not testing an unwritable spool: {} exists",
+            smtpsend::queue::SYSTEM_DIR
+        );
+        paths.pop();
+    }
+    // A relay: the local ones into the Maildir, the rest (the bare name is
+    // qualified with the profile domain, which is not a local one) to the
+    // relay; nothing stays queued.
+    for &path in &paths {
+        let (code, maildir, relayed, kept, err) = run_path(path, true);
+        assert_eq!(code, 0, "{path:?}: {err}");
+        assert_eq!(maildir, local, "{path:?}: {err}");
+        assert_eq!(
+            relayed,
+            ["far@example.net", "root@client.example"],
+            "{path:?}"
+        );
+        assert_eq!(kept, 0, "{path:?}");
+    }
+    // No relay: this machine's names are local too; the remote recipient
+    // stays queued where there is a queue, and is the caller's to keep
+    // (EX_TEMPFAIL) where there is none.
+    let local = ["ops@lan.example", "root@client.example", "root@localhost"];
+    for path in paths {
+        let (code, maildir, relayed, kept, err) = run_path(path, false);
+        assert_eq!(maildir, local, "{path:?}: {err}");
+        assert!(relayed.is_empty());
+        match path {
+            Path_::NoQueue | Path_::SpoolUnwritable => {
+                assert_eq!(code, 75, "{path:?}: {err}");
+                assert!(err.contains("no relay configured"), "{path:?}: {err}");
+                assert_eq!(kept, 0, "{path:?}");
+            }
+            _ => {
+                assert_eq!(code, 0, "{path:?}: {err}");
+                assert_eq!(kept, 1, "{path:?}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dry_run_of_queue_runs_sends_nothing_and_bs_refuses_it() {
+    let env = Env::new();
+    // Queued while the relay is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = path_config(&env, Some(closed));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let out = env.run(&["-C", &cfg, "-i", "far@example.net"], b"Subject: q\n\nq\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(queued_count(&env), 1);
+
+    let server = ScriptedServer::start(Script::new().max_connections(3));
+    let cfg = path_config(&env, Some(server.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let run = env.run(&["-C", &cfg, "-q", "--dry-run"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("nothing to try"), "{}", run.stdout);
+    let flush = env.run(&["-C", &cfg, "--queue-flush", "--dry-run"], b"");
+    assert_eq!(flush.code, 0, "{}", flush.stderr);
+    assert!(
+        flush.stdout.contains("would try") && flush.stdout.contains("<far@example.net>"),
+        "{}",
+        flush.stdout
+    );
+    let bs = env.run(
+        &["-C", &cfg, "-bs", "--dry-run"],
+        b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<far@example.net>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    assert_eq!(bs.code, 64, "{}", bs.stderr);
+    assert!(bs.stdout.is_empty(), "{}", bs.stdout);
+    for bad in [
+        &["--dry-run", "--queue-delete", "x"][..],
+        &["--dry-run", "--serverinfo"],
+        &["-q", "--queue-list"],
+    ] {
+        let mut argv = vec!["-C", cfg.as_str()];
+        argv.extend(bad);
+        assert_eq!(env.run(&argv, b"").code, 64, "{bad:?}");
+    }
+    let t = server.finish();
+    assert!(t.connections.is_empty(), "the dry runs connected");
+    assert_eq!(queued_count(&env), 1);
+}
+
+#[test]
+fn serverinfo_takes_host_and_port_in_one() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let target = format!("127.0.0.1:{}", server.port());
+    let out = env.run(&["--serverinfo", "--host", &target, "--tls", "none"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("relay: 127.0.0.1 port {}", server.port())),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("greeting: 220"), "{}", out.stdout);
+    server.finish();
+}

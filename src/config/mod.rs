@@ -66,7 +66,7 @@ pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
 };
-pub use schema::Transport;
+pub use schema::{TlsMode, Transport};
 
 use parse::{Locator, parse_document};
 use profile::{FromRule, Layer};
@@ -363,8 +363,8 @@ fn build_aliases(
 
 #[cfg(test)]
 mod tests {
+    use super::TlsMode;
     use super::*;
-    use crate::cli::TlsMode;
     use crate::exit::Sysexit;
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::cli::TlsMode;
+use super::schema::TlsMode;
 use crate::smtp::Secret;
 
 use super::error::ConfigError;

@@ -19,8 +19,6 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::cli::TlsMode;
-
 /// Keys that may only stand at the top level.
 pub(crate) const TOP_ONLY_KEYS: &[&str] = &["default_profile", "profile", "aliases"];
 
@@ -56,6 +54,40 @@ pub(crate) const PROFILE_KEYS: &[&str] = &[
     "read_envelope_from",
     "log",
 ];
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP; no TLS at all (only for a trusted network or loopback).
+    None,
+    /// Plain connection upgraded with STARTTLS; refuses to go on without it.
+    Starttls,
+    /// TLS from the first byte (implicit TLS, port 465).
+    Tls,
+}
+
+impl TlsMode {
+    /// The port each mode uses by default.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsMode {
+    /// As the configuration file writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::None => "none",
+            TlsMode::Starttls => "starttls",
+            TlsMode::Tls => "tls",
+        })
+    }
+}
 
 /// What a message is delivered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

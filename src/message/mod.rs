@@ -12,7 +12,6 @@
 //! - [`envelope`]: the `-t` rules (smtplib's `send_message`) and Bcc removal.
 //! - [`complete`]: adding From, Date and Message-ID when missing.
 //! - [`qualify`]: `root` → `root@domain` in address fields and envelopes.
-//! - [`localtime`]: the local UTC offset for the Date field.
 //!
 //! ```
 //! use smtpsend::message::*;
@@ -47,7 +46,6 @@ pub mod complete;
 pub mod envelope;
 pub mod error;
 pub mod header;
-pub mod localtime;
 pub mod qualify;
 
 pub use address::{AddressError, Mailbox, parse_address_list};
