@@ -588,25 +588,11 @@ impl Quoter {
 
 /// `Sun Nov 29 22:15:29 2026`, in UTC: the date of a `From ` line.
 fn asctime(t: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = crate::message::complete::civil_from_days(days);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {year}",
-        DAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month as usize).saturating_sub(1) % 12],
-        day,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let ts = jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    jiff::tz::TimeZone::UTC
+        .to_datetime(ts)
+        .strftime("%a %b %e %H:%M:%S %Y")
+        .to_string()
 }
 
 #[cfg(test)]
