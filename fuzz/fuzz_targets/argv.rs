@@ -11,6 +11,7 @@ use std::path::Path;
 
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
+use smtpsend::app::invocation::{Invocation, Mode, Source};
 use smtpsend::app::plan::{Plan, choose_profile};
 use smtpsend::cli::restrict::{Why, apply_with};
 use smtpsend::cli::{Args, Personality, normalize};
@@ -45,7 +46,6 @@ fuzz_target!(|data: &[u8]| {
         .chain(rest.split(|&b| b == 0).map(|a| OsString::from_vec(a.to_vec())))
         .take(64)
         .collect();
-    let _ = Personality::from_argv0(argv[0].as_os_str());
     let Ok(mut args) = Args::try_parse_from(normalize(argv)) else {
         return;
     };
@@ -65,12 +65,24 @@ fuzz_target!(|data: &[u8]| {
         assert!(args.sender().is_none_or(|s| !s.starts_with('-')));
         assert!(args.recipients.iter().all(|r| !r.starts_with('-')));
     }
+    let personality = Personality::from_argv0(OsString::from(argv0).as_os_str());
+    let Ok(inv) = Invocation::resolve(personality, &args) else {
+        return;
+    };
     let config = Config::from_str(CONFIG, Path::new("/fuzz/smtpsend.toml")).expect("fixed config");
-    let _ = choose_profile(&args, Some(&config), args.sender());
-    if args.file.is_some() || args.password_command.is_some() {
+    let sub = match &inv.mode {
+        Mode::Send(sub) | Mode::ServeStdin { template: sub, .. } => sub,
+        _ => {
+            let _ = choose_profile(&inv.settings, Some(&config), None, None);
+            return;
+        }
+    };
+    let sender = sub.sender.as_deref();
+    let _ = choose_profile(&inv.settings, Some(&config), sender, sender);
+    if matches!(sub.source, Source::File(_)) || inv.settings.overrides.password_command.is_some() {
         // The plan would read a file; the profile resolution was enough.
         return;
     }
     let mut input = MESSAGE;
-    let _ = Plan::build(&args, Some(&config), &mut input);
+    let _ = Plan::build(&inv.settings, sub, Some(&config), &mut input);
 });
