@@ -156,7 +156,7 @@ pub fn run(
             &settings.overrides,
             *flush,
             settings.dry_run,
-            settings.verbose,
+            settings.debug_level > 0,
             &mut sessions,
         ),
         Mode::ServerInfo => {
