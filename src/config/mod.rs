@@ -43,7 +43,7 @@
 //! only where a profile sets it itself; an inherited `from` is a sender,
 //! never a reason to choose a profile.
 
-mod aliases;
+pub(crate) mod aliases;
 mod error;
 mod locate;
 mod parse;
