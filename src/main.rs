@@ -14,6 +14,7 @@ use smtpsend::cli::{self, Args};
 use smtpsend::exit::Sysexit;
 
 fn main() -> ExitCode {
+    smtpsend::harden::harden_process();
     app::panic::install_hook();
     let argv: Vec<_> = std::env::args_os().collect();
     let argv0 = argv.first().cloned().unwrap_or_default();

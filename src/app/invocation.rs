@@ -158,7 +158,7 @@ fn usage(m: impl Into<String>) -> Failure {
 /// `sendmail -t -i` must not name a config file or a log file) belong
 /// here too; they may drop a flag from `args` (as Postfix ignores `-X`).
 pub fn check_argv_policy(
-    _argv0: &OsStr,
+    argv0: &OsStr,
     _personality: Personality,
     args: &mut Args,
 ) -> Result<(), Failure> {
@@ -173,7 +173,8 @@ pub fn check_argv_policy(
         crate::smtp::command::check_line_safe("address", raw)
             .map_err(|e| usage(format!("{e}: nothing was sent")))?;
     }
-    Ok(())
+    // The sendmail name (or restrict_args) is not a code-execution surface.
+    crate::cli::restrict::apply(argv0, args).map_err(|r| Failure::new(r.exit(), r.to_string()))
 }
 
 fn settings(args: &Args) -> Result<Settings, Failure> {

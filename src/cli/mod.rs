@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+pub mod restrict;
+
 use crate::config::TlsMode;
 
 /// `--protocol`: what is spoken to the relay.
