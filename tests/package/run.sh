@@ -21,7 +21,8 @@
 #      PHP's mail() as www-data, sudo's mail, logwatch and the real cron
 #      daemon (MAILTO through [aliases]) send through /usr/sbin/sendmail.
 #      assert_msg.py checks each envelope, the qualification of bare names,
-#      Bcc removed, 8-bit text and dot lines intact.
+#      Bcc removed, 8-bit text and dot lines intact; then /etc/mailname and
+#      /etc/aliases standing in for a configuration without them.
 #   5. The queue drains itself: relay down, send, relay up, and wait with
 #      no command run; the package's /etc/cron.d/smtpsend (this machine
 #      has no systemd) runs `smtpsend -q`.
@@ -263,6 +264,21 @@ expect "logwatch: report mailed through the alias" "Logwatch for" 60 \
 expect "cron: MAILTO through [aliases], 8-bit output" "pkgtest cron output" 75 \
     --mail-from root@example.org --rcpt ops-team@example.org --line "Grüße aus cron"
 rm -f /etc/cron.d/pkgtest
+
+# --- Debian's /etc/mailname and /etc/aliases ---------------------------------
+# With no `domain` and no [aliases] in the configuration, bare names are
+# resolved the Debian way.
+cp /etc/smtpsend.toml "$work/smtpsend.toml.full"
+printf 'host = "127.0.0.1"\nport = %s\ntls = "none"\ntimeout = 10\n' "$port" >/etc/smtpsend.toml
+echo "mail.example.net" >/etc/mailname
+printf '# test\nhelpdesk: support@example.com,\n\tcarol\nbroken: |/bin/false\n' >/etc/aliases
+printf 'Subject: pkgtest mailname\n\nvia /etc/aliases\n' |
+    /usr/sbin/sendmail -i helpdesk dave || bad "sendmail exit $?"
+expect "/etc/mailname qualifies, /etc/aliases expands (continuation line)" "pkgtest mailname" 20 \
+    --mail-from root@mail.example.net \
+    --rcpt support@example.com --rcpt carol@mail.example.net --rcpt dave@mail.example.net
+rm -f /etc/mailname
+cp "$work/smtpsend.toml.full" /etc/smtpsend.toml
 
 # --- the queue drains itself ----------------------------------------------------
 relay_down
