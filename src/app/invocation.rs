@@ -52,6 +52,9 @@ pub enum Mode {
     },
     /// `newaliases`, `-bi`: nothing to rebuild.
     Newaliases,
+    /// `--queue-retrier` (hidden): the detached retrier a submission that
+    /// left a message queued starts (src/retrier.rs).
+    QueueRetrier,
 }
 
 /// What every mode shares: where the configuration is, which profile,
@@ -115,6 +118,7 @@ impl Invocation {
         check_argv_policy(personality, args)?;
         let settings = settings(args)?;
         let mode = match (personality, args.mode.as_deref()) {
+            _ if args.queue_retrier => Mode::QueueRetrier,
             (Personality::Newaliases, _) | (_, Some("i")) => Mode::Newaliases,
             (Personality::Mailq, _) | (_, Some("p")) => Mode::QueueList,
             _ if args.queue_list => Mode::QueueList,

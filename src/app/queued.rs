@@ -429,7 +429,7 @@ fn profile_for(
 
 /// Every queue directory that exists: the configured ones, the user's
 /// and the system's.
-fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
+pub(crate) fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
     if let Some(c) = config {
         for name in c.profile_names() {

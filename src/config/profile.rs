@@ -173,6 +173,9 @@ pub struct Profile {
     pub timeout: Duration,
     pub allow_plaintext_auth: bool,
     pub queue: bool,
+    /// Leave a detached retrier behind when a message stays queued
+    /// (src/retrier.rs). Default: true.
+    pub retrier: bool,
     /// `None`: the queue's built-in default.
     pub queue_dir: Option<PathBuf>,
     pub queue_lifetime: Duration,
@@ -212,6 +215,7 @@ impl Default for Profile {
             timeout: DEFAULT_TIMEOUT,
             allow_plaintext_auth: false,
             queue: true,
+            retrier: true,
             queue_dir: None,
             queue_lifetime: DEFAULT_QUEUE_LIFETIME,
             transport: Transport::Smtp,
@@ -376,6 +380,7 @@ pub(crate) struct Layer {
     timeout: Option<Duration>,
     allow_plaintext_auth: Option<bool>,
     queue: Option<bool>,
+    retrier: Option<bool>,
     queue_dir: Option<PathBuf>,
     queue_lifetime: Option<Duration>,
     transport: Option<Transport>,
@@ -495,6 +500,7 @@ impl Layer {
                 .transpose()?,
             allow_plaintext_auth: raw.allow_plaintext_auth,
             queue: raw.queue,
+            retrier: raw.retrier,
             queue_dir: path("queue_dir", raw.queue_dir)?,
             queue_lifetime: raw
                 .queue_lifetime
@@ -571,6 +577,7 @@ impl Layer {
             allow_plaintext_auth: pick(&self.allow_plaintext_auth, &top.allow_plaintext_auth)
                 .unwrap_or(d.allow_plaintext_auth),
             queue: pick(&self.queue, &top.queue).unwrap_or(d.queue),
+            retrier: pick(&self.retrier, &top.retrier).unwrap_or(d.retrier),
             queue_dir: pick(&self.queue_dir, &top.queue_dir),
             queue_lifetime: pick(&self.queue_lifetime, &top.queue_lifetime)
                 .unwrap_or(d.queue_lifetime),
