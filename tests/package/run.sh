@@ -24,8 +24,9 @@
 #      Bcc removed, 8-bit text and dot lines intact; then /etc/mailname and
 #      /etc/aliases standing in for a configuration without them.
 #   5. The queue drains itself: relay down, send, relay up, and wait with
-#      no command run; the package's /etc/cron.d/smtpsend (this machine
-#      has no systemd) runs `smtpsend -q`.
+#      no command run: the detached retrier the submission left, with the
+#      package's /etc/cron.d/smtpsend (this machine has no systemd) running
+#      `smtpsend -q` as the fallback.
 #   6. dpkg -r / -P: queued mail is kept and removal says so; purging an
 #      empty queue leaves none of the package's files.
 #
@@ -290,8 +291,9 @@ else
 fi
 relay_up
 drain_start=$(date +%s)
-# Nothing is run from here on: cron's /etc/cron.d/smtpsend (no systemd in
-# here) runs `smtpsend -q`; the entry's own retry time decides.
+# Nothing is run from here on: the retrier the submission left behind, or
+# else cron's /etc/cron.d/smtpsend (no systemd in here) running
+# `smtpsend -q`, sends it when the entry's own retry time comes.
 expect "relay back: delivered with no command run" "pkgtest drain" 200 \
     --rcpt zed@example.org
 log "drained $(($(date +%s) - drain_start)) s after the relay came back"
