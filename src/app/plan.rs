@@ -144,7 +144,7 @@ impl Plan {
         if sub.read_recipients {
             wanted.extend(extracted.iter().flat_map(|e| e.recipients.iter().cloned()));
         }
-        let mut recipients: Vec<String> = Vec::new();
+        let mut recipients = message::RecipientList::default();
         // Debian's /etc/aliases, when the configuration has no [aliases].
         let system_aliases = config
             .is_none_or(|c| c.aliases().is_empty())
@@ -162,9 +162,7 @@ impl Plan {
                     Target::Address(a) => a,
                     Target::Unqualified(a) => qualify(&a, &domain),
                 };
-                if !recipients.iter().any(|x| x.eq_ignore_ascii_case(&addr)) {
-                    recipients.push(addr);
-                }
+                recipients.push(addr);
             }
         }
         if recipients.is_empty() {
@@ -177,6 +175,7 @@ impl Plan {
                 },
             ));
         }
+        let recipients = recipients.into_vec();
 
         // Nothing that cannot be an address reaches the spool: a CR, LF or
         // space smuggled into -f or a recipient is refused here.
