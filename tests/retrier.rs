@@ -3,7 +3,7 @@
 //! retrier the submission left behind, with no command run; the caller is
 //! never kept waiting; the retrier holds none of its descriptors, leads
 //! its own session, and exits once the queue is empty. Switched off, none
-//! is started.
+//! is started, and mailq says when the next attempt is due.
 
 mod support;
 
@@ -171,4 +171,12 @@ fn switched_off_by_the_environment_no_retrier_is_left() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("queued as"), "{stderr}");
     assert!(retriers(env.dir.path()).is_empty());
+    // mailq says when the queue's schedule tries it again.
+    let out = env.run(&["-bp"], b"");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("next attempt: "))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(line.contains("next attempt: 20"), "{line}");
 }

@@ -552,6 +552,15 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
             if let Some(err) = &e.last_error {
                 let _ = writeln!(out, "  ({err})");
             }
+            // When the queue's schedule tries it again (issue 14).
+            if e.attempts > 0 {
+                let when = if e.next_attempt <= SystemTime::now() {
+                    "now (due)".to_owned()
+                } else {
+                    queue::rfc3339(e.next_attempt)
+                };
+                let _ = writeln!(out, "  (next attempt: {when})");
+            }
             for r in &e.recipients {
                 let _ = writeln!(out, "{:>73}{r}", "");
             }
