@@ -231,6 +231,7 @@ expect "git send-email: envelope sender, Bcc stripped, patch lines intact" "pkgt
 
 # --- PHP mail() as www-data ---------------------------------------------------
 start=$(date +%s%N)
+# shellcheck disable=SC2016 # PHP code: $ok is PHP's
 runuser -u www-data -- php -r '
     $ok = mail("erin", "pkgtest php", "php body\n.\nline after a dot\n",
                "From: web@example.org\r\nBcc: bcc-php@example.org");
