@@ -116,6 +116,14 @@ check "/var/spool/smtpsend is root:root 1733" \
 check "/etc/smtpsend.toml is a conffile" \
     sh -c "dpkg-query -W -f='\${Conffiles}' smtpsend | grep -q '/etc/smtpsend.toml '"
 check "sendmail(8) is the man page" test -e /usr/share/man/man8/sendmail.8.gz
+if command -v systemd-analyze >/dev/null; then
+    # No systemd runs here, but the units' syntax and commands can be checked.
+    check "systemd units verify" sh -c "systemd-analyze verify --man=no \
+        /usr/lib/systemd/system/smtpsend-queue.timer \
+        /usr/lib/systemd/system/smtpsend-queue.service \
+        /usr/lib/systemd/system/smtpsend-flush.service >'$work/verify.log' 2>&1 \
+        && ! grep -q . '$work/verify.log' || { cat '$work/verify.log'; false; }"
+fi
 check "shipped config parses (dry run)" \
     sh -c "printf 'Subject: dry\\n\\nrun\\n' | /usr/sbin/sendmail --dry-run root >/dev/null"
 
