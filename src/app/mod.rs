@@ -157,7 +157,7 @@ pub fn run(
             &settings.overrides,
             *flush,
             settings.dry_run,
-            settings.verbose,
+            settings.debug_level > 0,
             &mut sessions,
         ),
         Mode::QueueRetrier => background::run_retrier(settings, config, &mut sessions),
