@@ -53,6 +53,9 @@ pub enum Mode {
     },
     /// `newaliases`, `-bi`: nothing to rebuild.
     Newaliases,
+    /// `--queue-retrier` (hidden): the detached retrier a submission that
+    /// left a message queued starts (src/retrier.rs).
+    QueueRetrier,
 }
 
 /// What every mode shares: where the configuration is, which profile,
@@ -118,6 +121,7 @@ impl Invocation {
         let args = &args;
         let settings = settings(args)?;
         let mode = match (personality, args.mode.as_deref()) {
+            _ if args.queue_retrier => Mode::QueueRetrier,
             (Personality::Newaliases, _) | (_, Some("i")) => Mode::Newaliases,
             (Personality::Mailq, _) | (_, Some("p")) => Mode::QueueList,
             _ if args.queue_list => Mode::QueueList,
