@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Failure;
-use crate::cli::{Args, Personality};
-use crate::config::{Auth, Overrides};
+use crate::cli::{Args, Personality, RelayProtocol};
+use crate::config::{Auth, Overrides, Transport};
 use crate::exit::Sysexit;
 use crate::smtp::Dsn;
 
@@ -191,6 +191,12 @@ fn settings(args: &Args) -> Result<Settings, Failure> {
             domain: args.domain.clone(),
             timeout: args.timeout,
             read_envelope_from: args.read_envelope_from.then_some(true),
+            transport: args.protocol.map(|p| match p {
+                RelayProtocol::Smtp => Transport::Smtp,
+                RelayProtocol::Lmtp => Transport::Lmtp,
+            }),
+            log_format: args.log_format,
+            bdat: args.no_bdat.then_some(false),
         },
         debug_level: if args.debug {
             2
@@ -388,6 +394,22 @@ mod tests {
             resolve(&["--auth", "digest", "x@y"]).unwrap_err().exit,
             Sysexit::Usage
         );
+        let o = resolve(&[
+            "--protocol",
+            "lmtp",
+            "--no-bdat",
+            "--log-format",
+            "json",
+            "x@y",
+        ])
+        .unwrap()
+        .settings
+        .overrides;
+        assert_eq!(o.transport, Some(Transport::Lmtp));
+        assert_eq!(o.bdat, Some(false));
+        assert_eq!(o.log_format, Some(crate::log::Format::Json));
+        let o = resolve(&["x@y"]).unwrap().settings.overrides;
+        assert_eq!((o.transport, o.bdat, o.log_format), (None, None, None));
     }
 
     #[test]

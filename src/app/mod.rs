@@ -208,6 +208,7 @@ pub fn send(
         return plan.dry_run(&mut msg);
     }
     let strict = settings.strict_recipients;
+    panic::fault_point("before-spool", "");
     let spooled = if plan.profile.queue {
         // Spool first: the message is on disk before a byte goes out.
         queued::spool(&plan, reader)
@@ -217,6 +218,7 @@ pub fn send(
     let (size, mut result) = match spooled {
         Ok(Some((q, spooled))) => {
             let size = spooled.info.size;
+            panic::fault_point("after-spool", "");
             let r = queued::first_attempt(
                 &q,
                 spooled,
@@ -288,6 +290,7 @@ fn log_outcome(
         ),
     };
     let entry = Entry {
+        format: plan.profile.log_format,
         tag: settings
             .log_tag
             .as_deref()

@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::deliver::{Outcome, Sessions, deliver, refusal_notes, strict_refusal};
+use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
 use super::plan::Plan;
 use super::{Failure, Report};
 use crate::config::{Config, Overrides, Profile};
@@ -265,18 +265,14 @@ pub fn first_attempt(
     )?;
     match settled {
         Settled::Done { outcome, refused } => {
-            if outcome.delivered().is_empty() && !refused.is_empty() {
-                return Err(Failure::new(
-                    Sysexit::NoUser,
-                    format!("all recipients refused: {}", refused.join("; ")),
-                ));
-            }
-            if strict && !refused.is_empty() {
-                return Err(strict_refusal(
-                    refused.len(),
-                    plan.envelope.to.len(),
-                    &refused,
-                ));
+            if let Some(f) = refusal_failure(
+                outcome.delivered().len(),
+                &outcome.refused(),
+                &refused,
+                strict,
+                plan.envelope.to.len(),
+            ) {
+                return Err(f);
             }
             let mut report = outcome.report();
             report.notices.extend(refused);
@@ -385,6 +381,7 @@ fn run_dir(
             }
         };
         let tried = catch_unwind(AssertUnwindSafe(|| {
+            super::panic::fault_point("queue-entry", &e.sender);
             attempt(q, msg, &profile, sessions, SystemTime::now(), false)
         }));
         match tried {

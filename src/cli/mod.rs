@@ -12,6 +12,15 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::config::TlsMode;
 
+/// `--protocol`: what is spoken to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayProtocol {
+    /// SMTP submission (the default).
+    Smtp,
+    /// LMTP (RFC 2033), to a local delivery agent such as Dovecot.
+    Lmtp,
+}
+
 /// `-B`: the body type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "UPPER")]
@@ -133,6 +142,11 @@ pub struct Args {
     )]
     pub log_file: Option<PathBuf>,
 
+    /// Log lines as key=value text or as JSON objects (the profile's
+    /// log_format) [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::log::Format>,
+
     /// Accepted and ignored, as Postfix does (-G gateway submission).
     #[arg(short = 'G', hide = true)]
     pub ignored_g: bool,
@@ -162,6 +176,16 @@ pub struct Args {
     /// Connection security [default: starttls].
     #[arg(long, value_enum, value_name = "MODE")]
     pub tls: Option<TlsMode>,
+
+    /// Speak SMTP or LMTP to the relay (the profile's transport)
+    /// [default: smtp].
+    #[arg(long, value_enum, value_name = "PROTO")]
+    pub protocol: Option<RelayProtocol>,
+
+    /// Send with DATA even when the relay offers CHUNKING (the profile's
+    /// bdat = false).
+    #[arg(long)]
+    pub no_bdat: bool,
 
     /// Verify the relay's certificate and name [default: true].
     #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
