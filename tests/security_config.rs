@@ -115,6 +115,7 @@ impl Box_ {
             .args(["--dry-run", "-i", "someone@example.org"])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
+            .env("SMTPSEND_NO_RETRIER", "1")
             .env("HOME", self.dir.path().join("nohome"))
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::piped())
