@@ -111,7 +111,10 @@ impl Config {
         };
         let (file, meta, opened) =
             permissions::open_trusted(path, rustix::process::geteuid().as_raw())?;
-        let mut bytes = Vec::new();
+        // The text may hold a password: read into one buffer of the file's
+        // size (no reallocation leaves a copy) and wipe it when done.
+        let size = meta.len().min(MAX_CONFIG_SIZE) as usize + 1;
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(size));
         file.take(MAX_CONFIG_SIZE + 1)
             .read_to_end(&mut bytes)
             .map_err(read_err)?;
@@ -120,9 +123,9 @@ impl Config {
                 "larger than {MAX_CONFIG_SIZE} bytes: not a configuration file"
             ))));
         }
-        let text = String::from_utf8(bytes)
+        let text = std::str::from_utf8(&bytes)
             .map_err(|_| read_err(io::Error::other("it is not UTF-8 text")))?;
-        let config = parse(&text, path, dirs::home_dir().as_deref())?;
+        let config = parse(text, path, dirs::home_dir().as_deref())?;
         // Only a regular file's mode says who can read or change what was
         // read: `-C /dev/null` (no configuration) is mode 0666 and fine.
         if meta.is_file() {
