@@ -621,6 +621,15 @@ fn dry_run_sends_nothing_and_shows_the_plan() {
         out.stdout
     );
     assert!(!out.stdout.contains("Bcc:"), "{}", out.stdout);
+    // Words a person reads, not Rust names.
+    assert!(
+        out.stdout.contains(&format!(
+            "transport: SMTP 127.0.0.1:{} (no TLS)\n",
+            server.port()
+        )),
+        "{}",
+        out.stdout
+    );
     let t = server.finish();
     assert_eq!(t.accepted(), 0);
 }
@@ -881,6 +890,38 @@ fn queued_count(env: &Env) -> usize {
         .unwrap_or(0)
 }
 
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// As root, runs the binary as nobody (uid 65534), owner of the scratch
+/// home, so that no system spool root could write is usable either;
+/// otherwise as ourselves.
+fn run_unprivileged_if_root(env: &Env, cfg: &str, argv: &[&str], stdin: &[u8]) -> Out {
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return env.run(argv, stdin);
+    }
+    const NOBODY: u32 = 65534;
+    for entry in ["", "queue", "state"] {
+        chown(env.path(entry), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = env.command(argv);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let mut child = cmd.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The delivery paths of the table.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Path_ {
@@ -905,12 +946,14 @@ fn run_path(path: Path_, relay: bool) -> (i32, Vec<String>, Vec<String>, usize, 
             if path == Path_::NoQueue {
                 argv.push("--no-queue");
             }
+            argv.extend(MIX);
             if path == Path_::SpoolUnwritable {
                 std::fs::write(env.path("queue"), b"not a directory").unwrap();
                 std::fs::write(env.path("state"), b"not a directory").unwrap();
+                run_unprivileged_if_root(&env, &cfg, &argv, body)
+            } else {
+                env.run(&argv, body)
             }
-            argv.extend(MIX);
-            env.run(&argv, body)
         }
         Path_::QueueRun => {
             // Spooled by the library, so the queue run makes the first try.
@@ -989,8 +1032,9 @@ fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
         Path_::Bs,
         Path_::SpoolUnwritable,
     ];
-    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() {
-        // The unwritable-spool case would spool there instead.
+    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() && !is_root() {
+        // The unwritable-spool case would spool there instead (as root it
+        // runs as nobody, who cannot write there).
         eprintln!(
             "not testing an unwritable spool: {} exists",
             smtpsend::queue::SYSTEM_DIR
@@ -1010,6 +1054,9 @@ fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
             "{path:?}"
         );
         assert_eq!(kept, 0, "{path:?}");
+        if path == Path_::SpoolUnwritable {
+            assert!(err.contains("no writable queue directory"), "{err}");
+        }
     }
     // No relay: this machine's names are local too; the remote recipient
     // stays queued where there is a queue, and is the caller's to keep
@@ -1096,4 +1143,125 @@ fn serverinfo_takes_host_and_port_in_one() {
     );
     assert!(out.stdout.contains("greeting: 220"), "{}", out.stdout);
     server.finish();
+}
+
+#[test]
+fn a_panic_is_one_line_and_the_exit_of_a_queued_message() {
+    let server = ScriptedServer::start(Script::new().max_connections(4));
+    let env = Env::new();
+    let cfg = path_config(&env, Some(server.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let msg = b"Subject: p\n\np\n";
+    let inject = |point: &str, args: &[&str]| {
+        let mut argv = vec!["-C", cfg.as_str(), "-i"];
+        argv.extend(args);
+        env.run_env(&argv, msg, &[("SMTPSEND_INJECT_PANIC", point)])
+    };
+    // After spooling: safe in the queue, so success with one line.
+    let out = inject("after-spool", &["far@example.net"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error")
+            && out.stderr.contains("kept in the queue, queued as"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1);
+    // Before anything was kept: EX_TEMPFAIL, never 101.
+    let out = inject("before-spool", &["--no-queue", "far@example.net"]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("not queued"), "{}", out.stderr);
+
+    // A poison entry in a queue run: the others are delivered, it stays.
+    let q = smtpsend::queue::Queue::open(&env.path("queue")).unwrap();
+    for sender in [
+        "a@client.example",
+        "poison@client.example",
+        "c@client.example",
+    ] {
+        q.spool(
+            &mut &b"Subject: q\n\nq\n"[..],
+            smtpsend::queue::NewMessage {
+                profile: "default".into(),
+                sender: sender.into(),
+                recipients: vec!["far@example.net".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(queued_count(&env), 4);
+    let out = env.run_env(
+        &["-C", &cfg, "--queue-flush"],
+        b"",
+        &[("SMTPSEND_INJECT_PANIC", "queue-entry:poison@client.example")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error on 1 queued message"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1, "{}", out.stderr);
+    let t = server.finish();
+    let senders: Vec<&str> = t.messages().iter().map(|m| m.sender_addr()).collect();
+    assert_eq!(senders.len(), 3, "{senders:?}");
+    assert!(!senders.contains(&"poison@client.example"), "{senders:?}");
+}
+
+#[test]
+fn protocol_bdat_and_json_log_flags() {
+    let env = Env::new();
+    let log = env.path("log.json");
+    let log_arg = log.to_str().unwrap().to_owned();
+    let body = b"Subject: f\n\nf\n";
+
+    // BDAT by default when CHUNKING is offered; --no-bdat sends DATA.
+    let server = ScriptedServer::start(Script::new().with_cap("CHUNKING").max_connections(2));
+    let mut argv = relay_args(&server);
+    argv.extend(
+        [
+            "--no-queue",
+            "--log-format",
+            "json",
+            "-X",
+            &log_arg,
+            "-i",
+            "b@example.org",
+        ]
+        .map(String::from),
+    );
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut with_no_bdat = argv.clone();
+    with_no_bdat.insert(0, "--no-bdat");
+    let out = env.run(&with_no_bdat, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    let m = t.messages();
+    assert!(m[0].bdat_chunks.is_some(), "the first went with DATA");
+    assert!(m[1].bdat_chunks.is_none(), "--no-bdat went with BDAT");
+
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    for l in lines.lines() {
+        assert!(
+            l.starts_with("{\"time\":") && l.contains("\"status\":\"sent\"") && l.ends_with("]}"),
+            "{l}"
+        );
+    }
+
+    // --protocol lmtp speaks LHLO.
+    let server = ScriptedServer::start(Script::new().lhlo());
+    let mut argv = relay_args(&server);
+    argv.extend(["--no-queue", "--protocol", "lmtp", "-i", "b@example.org"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    assert_eq!(t.conn().verbs().first().map(String::as_str), Some("LHLO"));
+    assert_eq!(t.accepted(), 1);
 }

@@ -219,19 +219,14 @@ impl Outcome {
         }
         let refused = self.refused();
         let notes = refusal_notes(&refused, self.relay.as_deref());
-        if delivered.is_empty() && !refused.is_empty() {
-            let exit = if refused.iter().all(|(_, r)| r.is_transient()) {
-                Sysexit::TempFail
-            } else {
-                Sysexit::NoUser
-            };
-            return Err(Failure::new(
-                exit,
-                format!("all recipients refused: {}", notes.join("; ")),
-            ));
-        }
-        if strict && !refused.is_empty() {
-            return Err(strict_refusal(refused.len(), self.recipients.len(), &notes));
+        if let Some(f) = refusal_failure(
+            delivered.len(),
+            &refused,
+            &notes,
+            strict,
+            self.recipients.len(),
+        ) {
+            return Err(f);
         }
         let mut report = self.report();
         report.notices.extend(notes);
@@ -272,15 +267,41 @@ pub fn refusal_notes(refused: &[(String, Reply)], relay: Option<&str>) -> Vec<St
         .collect()
 }
 
-/// `--strict-recipients`: a partial refusal becomes EX_NOUSER.
-pub fn strict_refusal(refused: usize, total: usize, notes: &[String]) -> Failure {
-    Failure::new(
-        Sysexit::NoUser,
-        format!(
-            "{refused} of {total} recipients refused (--strict-recipients): {}",
-            notes.join("; ")
-        ),
-    )
+/// The refusal rules, the same on every path: when nobody got the message
+/// and the relay refused someone, EX_NOUSER (EX_TEMPFAIL when every
+/// refusal was temporary); with `--strict-recipients` (`strict`), any
+/// refusal is EX_NOUSER. `notes` describe the refusals.
+pub fn refusal_failure(
+    delivered: usize,
+    refused: &[(String, Reply)],
+    notes: &[String],
+    strict: bool,
+    total: usize,
+) -> Option<Failure> {
+    if refused.is_empty() {
+        return None;
+    }
+    if delivered == 0 {
+        let exit = if refused.iter().all(|(_, r)| r.is_transient()) {
+            Sysexit::TempFail
+        } else {
+            Sysexit::NoUser
+        };
+        return Some(Failure::new(
+            exit,
+            format!("all recipients refused: {}", notes.join("; ")),
+        ));
+    }
+    strict.then(|| {
+        Failure::new(
+            Sysexit::NoUser,
+            format!(
+                "{} of {total} recipients refused (--strict-recipients): {}",
+                refused.len(),
+                notes.join("; ")
+            ),
+        )
+    })
 }
 
 /// Whether an error of a transaction (MAIL, RCPT, the data) refuses this

@@ -65,3 +65,49 @@ pub fn verdict() -> (Sysexit, String) {
         ),
     }
 }
+
+/// The environment variable that makes a debug build panic at a named
+/// point (`before-spool`, `after-spool`, `queue-entry:SENDER`), so the
+/// tests can prove the guard. Release builds ignore it.
+pub const INJECT_ENV: &str = "SMTPSEND_INJECT_PANIC";
+
+/// Panics here when a debug build is asked to (see [`INJECT_ENV`]);
+/// `detail` narrows the point (a queue entry's sender).
+pub fn fault_point(point: &str, detail: &str) {
+    if cfg!(debug_assertions)
+        && let Ok(want) = std::env::var(INJECT_ENV)
+    {
+        let (p, d) = want.split_once(':').unwrap_or((want.as_str(), ""));
+        if p == point && (d.is_empty() || d == detail) {
+            panic!("injected at {point}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_recorded_and_judged_by_whether_the_message_was_spooled() {
+        install_hook();
+        let r = std::panic::catch_unwind(|| panic!("boom"));
+        assert!(r.is_err());
+        assert!(
+            last_message()
+                .unwrap()
+                .starts_with("boom at src/app/panic.rs:")
+        );
+        let (code, line) = verdict();
+        assert_eq!(code, Sysexit::TempFail);
+        assert!(line.contains("not queued"), "{line}");
+        spooled_as(&Id::parse("20261123T193000.123456-1a2b3c4d").unwrap());
+        let (code, line) = verdict();
+        assert_eq!(code, Sysexit::Ok);
+        assert!(
+            line.contains("kept in the queue, queued as 20261123T193000.123456-1a2b3c4d"),
+            "{line}"
+        );
+        let _ = std::panic::take_hook();
+    }
+}

@@ -20,7 +20,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::deliver::{Outcome, Sessions, deliver, refusal_notes, strict_refusal};
+use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
 use super::plan::Plan;
 use super::{Failure, Report};
 use crate::config::{Config, Overrides, Profile};
@@ -265,18 +265,14 @@ pub fn first_attempt(
     )?;
     match settled {
         Settled::Done { outcome, refused } => {
-            if outcome.delivered().is_empty() && !refused.is_empty() {
-                return Err(Failure::new(
-                    Sysexit::NoUser,
-                    format!("all recipients refused: {}", refused.join("; ")),
-                ));
-            }
-            if strict && !refused.is_empty() {
-                return Err(strict_refusal(
-                    refused.len(),
-                    plan.envelope.to.len(),
-                    &refused,
-                ));
+            if let Some(f) = refusal_failure(
+                outcome.delivered().len(),
+                &outcome.refused(),
+                &refused,
+                strict,
+                plan.envelope.to.len(),
+            ) {
+                return Err(f);
             }
             let mut report = outcome.report();
             report.notices.extend(refused);
@@ -385,6 +381,7 @@ fn run_dir(
             }
         };
         let tried = catch_unwind(AssertUnwindSafe(|| {
+            super::panic::fault_point("queue-entry", &e.sender);
             attempt(q, msg, &profile, sessions, SystemTime::now(), false)
         }));
         match tried {
@@ -429,7 +426,7 @@ fn profile_for(
 
 /// Every queue directory that exists: the configured ones, the user's
 /// and the system's.
-fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
+pub(crate) fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
     if let Some(c) = config {
         for name in c.profile_names() {
@@ -554,6 +551,15 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
             );
             if let Some(err) = &e.last_error {
                 let _ = writeln!(out, "  ({err})");
+            }
+            // When the queue's schedule tries it again (issue 14).
+            if e.attempts > 0 {
+                let when = if e.next_attempt <= SystemTime::now() {
+                    "now (due)".to_owned()
+                } else {
+                    queue::rfc3339(e.next_attempt)
+                };
+                let _ = writeln!(out, "  (next attempt: {when})");
             }
             for r in &e.recipients {
                 let _ = writeln!(out, "{:>73}{r}", "");

@@ -11,7 +11,7 @@ use crate::smtp::{Error, Identity, PlaintextAuth, Protocol, SessionOptions, Smtp
 
 /// Where the password of a PKCS#12 client certificate comes from (empty
 /// when unset).
-pub const CLIENT_CERT_PASSWORD_ENV: &str = "SMTPSEND_CLIENT_CERT_PASSWORD";
+pub const CLIENT_CERT_PASSWORD_ENV: &str = crate::config::CLIENT_CERT_PASSWORD_ENV;
 
 /// The engine's options for a profile.
 pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
@@ -65,6 +65,7 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
         } else {
             Protocol::Smtp
         },
+        chunking: p.bdat,
         plaintext_auth: if p.allow_plaintext_auth {
             PlaintextAuth::Always
         } else {
@@ -284,6 +285,46 @@ mod tests {
             .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         (b.build(), key)
+    }
+
+    #[test]
+    fn dial_takes_the_port_from_the_host_then_the_profile_then_the_tls_mode() {
+        let p = |port: Option<u16>, tls| Profile {
+            port,
+            tls,
+            ..Profile::default()
+        };
+        let starttls = p(None, TlsMode::Starttls);
+        assert_eq!(
+            dial("relay.example", &starttls).unwrap(),
+            ("relay.example".into(), Some(587))
+        );
+        assert_eq!(
+            dial("127.0.0.1:2525", &starttls).unwrap(),
+            ("127.0.0.1".into(), Some(2525))
+        );
+        assert_eq!(
+            dial("[::1]:2525", &starttls).unwrap(),
+            ("::1".into(), Some(2525))
+        );
+        assert_eq!(
+            dial("::1", &p(None, TlsMode::Tls)).unwrap(),
+            ("::1".into(), Some(465))
+        );
+        let explicit = p(Some(26), TlsMode::None);
+        assert_eq!(
+            dial("relay.example", &explicit).unwrap(),
+            ("relay.example".into(), Some(26))
+        );
+        assert_eq!(
+            dial("relay.example:27", &explicit).unwrap(),
+            ("relay.example".into(), Some(27))
+        );
+        assert_eq!(
+            dial("/run/lmtp.sock", &explicit).unwrap(),
+            ("/run/lmtp.sock".into(), None)
+        );
+        assert!(dial("relay.example:x", &explicit).is_err());
     }
 
     #[test]

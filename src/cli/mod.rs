@@ -10,7 +10,18 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+pub mod restrict;
+
 use crate::config::TlsMode;
+
+/// `--protocol`: what is spoken to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayProtocol {
+    /// SMTP submission (the default).
+    Smtp,
+    /// LMTP (RFC 2033), to a local delivery agent such as Dovecot.
+    Lmtp,
+}
 
 /// `-B`: the body type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +144,11 @@ pub struct Args {
     )]
     pub log_file: Option<PathBuf>,
 
+    /// Log lines as key=value text or as JSON objects (the profile's
+    /// log_format) [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::log::Format>,
+
     /// Accepted and ignored, as Postfix does (-G gateway submission).
     #[arg(short = 'G', hide = true)]
     pub ignored_g: bool,
@@ -162,6 +178,16 @@ pub struct Args {
     /// Connection security [default: starttls].
     #[arg(long, value_enum, value_name = "MODE")]
     pub tls: Option<TlsMode>,
+
+    /// Speak SMTP or LMTP to the relay (the profile's transport)
+    /// [default: smtp].
+    #[arg(long, value_enum, value_name = "PROTO")]
+    pub protocol: Option<RelayProtocol>,
+
+    /// Send with DATA even when the relay offers CHUNKING (the profile's
+    /// bdat = false).
+    #[arg(long)]
+    pub no_bdat: bool,
 
     /// Verify the relay's certificate and name [default: true].
     #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
@@ -236,6 +262,11 @@ pub struct Args {
     /// Remove a message from the queue.
     #[arg(long, value_name = "ID", conflicts_with = "serverinfo")]
     pub queue_delete: Option<String>,
+
+    /// Internal: run as the detached queue retrier a submission leaves
+    /// behind (see src/retrier.rs); the rest of argv is the submission's.
+    #[arg(long, hide = true)]
+    pub queue_retrier: bool,
 
     /// Do not keep the message on a temporary failure: exit 75 and leave it
     /// to the caller (the profile's queue = false).

@@ -50,7 +50,7 @@ pub mod qualify;
 
 pub use address::{AddressError, Mailbox, parse_address_list};
 pub use complete::{Completion, DateStamp, Originator, complete_headers, is_domain};
-pub use envelope::{Extracted, extract_envelope, strip_bcc};
+pub use envelope::{Extracted, RecipientList, extract_envelope, strip_bcc};
 pub use error::{Kind, MessageError};
 pub use header::{Field, HeaderBlock, MAX_HEADER_BYTES, MAX_LINE_OCTETS, read_header_block};
 pub use qualify::{QUALIFIED_FIELDS, qualify_address, qualify_headers};

@@ -1210,4 +1210,18 @@ mod tests {
         .unwrap();
         assert!(out.starts_with(b"220 evil250x smtpsend ESMTP\r\n"));
     }
+
+    #[test]
+    fn replies_are_written_as_the_client_parses_them() {
+        let r = Reply::new(
+            250,
+            vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()],
+        );
+        let mut out = Vec::new();
+        write_reply(&mut out, &r);
+        assert_eq!(out, b"250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+        let back = crate::smtp::reply::parse_reply(&out).unwrap();
+        assert_eq!(back.code(), 250);
+        assert_eq!(back.lines(), r.lines());
+    }
 }
