@@ -109,6 +109,7 @@
 mod dead_letter;
 mod error;
 mod files;
+mod hint;
 mod id;
 mod lock;
 mod meta;
@@ -120,12 +121,13 @@ pub use dead_letter::{
     LOCK_TIMEOUT as DEAD_LETTER_LOCK_TIMEOUT, append_dead_letter, default_dead_letter,
 };
 pub use error::QueueError;
+pub use hint::HintBook;
 pub use id::Id;
 pub use lock::{Locked, RunLock};
 pub use meta::{MAX_HOSTS, MAX_META_SIZE, MAX_TEXT, META_VERSION, Meta, Recipient, RecipientState};
 pub use retry::{BACKOFF, Entry, RETRY_INTERVAL, delay, is_expired, next_attempt};
 pub use spool::{
-    Chosen, NewMessage, Orphan, Problem, Queue, SPOOL_CHUNK, STALE_AFTER, SYSTEM_DIR, Spooled,
-    candidate_dirs, choose_dir, default_dir,
+    Chosen, DEFAULT_MIN_FREE, NewMessage, Orphan, Problem, Queue, SPOOL_CHUNK, STALE_AFTER,
+    SYSTEM_DIR, Spooled, candidate_dirs, choose_dir, default_dir,
 };
 pub use time::rfc3339;
