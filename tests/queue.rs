@@ -462,6 +462,21 @@ fn a_successful_send_drains_older_queued_mail_on_the_same_connection() {
             std::fs::write(e.path(), fixed + "\n").unwrap();
         }
     }
+    // And the hint that says when something of the profile is due (the
+    // submission asks only that, at constant cost).
+    let hints: Vec<_> = std::fs::read_dir(env.queue_dir().join("hint"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(hints.len(), 1, "one profile deferred");
+    for h in hints {
+        std::fs::File::options()
+            .write(true)
+            .open(h.path())
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(946_684_800))
+            .unwrap();
+    }
     let server = ScriptedServer::start(Script::new().max_connections(2));
     env.config(Some(server.port()), "");
     let out = env.run(&["-i", "new@example.org"], &msg("new"));

@@ -164,6 +164,11 @@ pub fn run(
             ..Report::default()
         });
     }
+    if args.queue_run || args.queue_flush {
+        // Issue 12: root's runner re-executes us as a user: become them
+        // before reading any configuration.
+        queued::become_queue_owner()?;
+    }
     let config = Config::discover(args.config.as_deref())?;
     if personality == Personality::Mailq || args.mode.as_deref() == Some("p") || args.queue_list {
         return queued::list_queue(config.as_ref());

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::plan::Plan;
@@ -27,7 +27,7 @@ use crate::config::{Config, Profile, Transport};
 use crate::exit::Sysexit;
 use crate::log::Status;
 use crate::maildir;
-use crate::queue::{self, Id, Locked, NewMessage, Queue};
+use crate::queue::{self, Id, Locked, NewMessage, Queue, SuspendedRelays};
 use crate::smtp::{Error, Reply, SendOptions, Smtp};
 
 /// How long a successful send keeps delivering older queued messages of
@@ -130,6 +130,7 @@ pub fn attempt(
     debug: &mut dyn FnMut() -> DebugSink,
     now: SystemTime,
     quit_after: bool,
+    suspended: &mut SuspendedRelays,
 ) -> Result<Outcome, Failure> {
     let qerr = |e: queue::QueueError| Failure::new(e.kind(), e.to_string());
     let env = msg.envelope();
@@ -188,10 +189,20 @@ pub fn attempt(
             );
         }
         if session.as_ref().is_none_or(|s| !s.smtp.is_connected()) {
+            // Issue 12: a relay that could not be reached in this run is
+            // not tried again by it.
+            let key = relay_key(profile);
+            if let Some(reason) = suspended.reason(&key) {
+                *session = None;
+                return defer(q, msg, profile, &reason, None, now);
+            }
             match relay::open_session(profile, args, debug()) {
                 Ok((smtp, host)) => *session = Some(Session { smtp, host }),
                 Err(f) => {
                     *session = None;
+                    if f.exit == Sysexit::TempFail {
+                        suspended.suspend(&key, &f.message);
+                    }
                     let host = profile.hosts.last().cloned();
                     return defer(q, msg, profile, &f.message, host.as_deref(), now);
                 }
@@ -228,6 +239,9 @@ pub fn attempt(
                 let f = Failure::smtp(&ctx, &e);
                 if f.refused_by_relay {
                     return bounce(q, msg, f);
+                }
+                if matches!(e, Error::Timeout(_)) {
+                    suspended.suspend(&relay_key(profile), &f.message);
                 }
                 return defer(q, msg, profile, &f.message, Some(&host), now);
             }
@@ -371,11 +385,10 @@ fn first_attempt(
     let id = spooled.id.clone();
     let size = spooled.info.size;
     let now = SystemTime::now();
-    // With nothing else waiting, QUIT can ride with the end of data.
-    let others_due = q.due(now).is_ok_and(|d| {
-        d.iter()
-            .any(|e| e.id != id && e.profile == plan.profile.name)
-    });
+    // With nothing else waiting, QUIT can ride with the end of data. One
+    // stat of the profile's hint, however long the queue (issue 15).
+    let others_due = q.maybe_due(&plan.profile.name, now);
+    let mut suspended = SuspendedRelays::new();
     let mut session: Option<Session> = None;
     let sink = super::SharedSink::new(debug);
     let mut debug_factory = || -> DebugSink { Box::new(sink.clone()) };
@@ -388,6 +401,7 @@ fn first_attempt(
         &mut debug_factory,
         now,
         !others_due,
+        &mut suspended,
     )?;
     let mut report = Report::default();
     match outcome {
@@ -447,6 +461,7 @@ fn first_attempt(
                     FLUSH_BUDGET,
                     &mut session,
                     &mut debug_factory,
+                    &mut suspended,
                 );
             }
         }
@@ -485,7 +500,9 @@ pub struct RunStats {
 
 /// Works through one queue directory: the due entries (all with `flush`),
 /// oldest first, with one session per profile. With `only`, just that
-/// profile's entries, within `budget`.
+/// profile's entries, within `budget`. Relays in `suspended` are not
+/// tried; one that cannot be reached is added to it. At the end the
+/// queue's due hints are set from what stays queued.
 #[allow(clippy::too_many_arguments)]
 fn run_dir(
     q: &Queue,
@@ -496,6 +513,7 @@ fn run_dir(
     budget: Duration,
     first_session: &mut Option<Session>,
     debug: &mut dyn FnMut() -> DebugSink,
+    suspended: &mut SuspendedRelays,
 ) -> RunStats {
     let mut stats = RunStats::default();
     let started = Instant::now();
@@ -504,8 +522,10 @@ fn run_dir(
     };
     let now = SystemTime::now();
     let _ = q.quarantine(queue::STALE_AFTER, now);
-    let entries = if flush { q.list() } else { q.due(now) };
-    let Ok(entries) = entries else {
+    // The book is started before the listing (see queue::HintBook).
+    let (q, book) = q.hint_book();
+    let q = &q;
+    let Ok(entries) = q.list() else {
         return stats;
     };
     let mut sessions: HashMap<String, Option<Session>> = HashMap::new();
@@ -513,10 +533,9 @@ fn run_dir(
         sessions.insert(p.name.clone(), first_session.take());
     }
     for e in entries {
-        if started.elapsed() > budget {
-            break;
-        }
-        if only.is_some_and(|p| p.name != e.profile) {
+        let wanted = (flush || e.is_due(now)) && only.is_none_or(|p| p.name == e.profile);
+        if !wanted || started.elapsed() > budget {
+            book.keep(&e.profile, e.next_attempt);
             continue;
         }
         let profile = match only {
@@ -525,14 +544,20 @@ fn run_dir(
                 Ok(p) => p,
                 Err(_) => {
                     stats.skipped += 1;
+                    book.keep(&e.profile, e.next_attempt);
                     continue;
                 }
             },
         };
         let msg = match q.lock(&e.id) {
             Ok(Some(m)) => m,
+            Err(err) if err.is_not_found() => {
+                stats.skipped += 1;
+                continue;
+            }
             _ => {
                 stats.skipped += 1;
+                book.keep(&e.profile, e.next_attempt);
                 continue;
             }
         };
@@ -546,19 +571,19 @@ fn run_dir(
             debug,
             SystemTime::now(),
             false,
+            suspended,
         ) {
             Ok(Outcome::Done { .. }) => stats.delivered += 1,
-            Ok(Outcome::Deferred { .. }) => {
-                stats.deferred += 1;
-                // A relay that cannot be reached now will not be reached
-                // for the next message either: the session is gone, and
-                // each following message tries to connect again, so only
-                // stop trying when the budget says so.
-            }
+            // Recorded in the book by the deferral itself.
+            Ok(Outcome::Deferred { .. }) => stats.deferred += 1,
             Ok(Outcome::Bounced { .. }) => stats.bounced += 1,
-            Err(_) => stats.skipped += 1,
+            Err(_) => {
+                stats.skipped += 1;
+                book.keep(&e.profile, e.next_attempt);
+            }
         }
     }
+    let _ = book.commit();
     if let Some(p) = only {
         *first_session = sessions.remove(&p.name).flatten();
     }
@@ -566,6 +591,12 @@ fn run_dir(
         close(&mut s);
     }
     stats
+}
+
+/// What names a relay for [`SuspendedRelays`]: the profile's hosts and
+/// port.
+fn relay_key(p: &Profile) -> String {
+    format!("{}:{}", p.hosts.join(","), p.effective_port())
 }
 
 /// The profile a queued message was spooled under, as the configuration
@@ -589,6 +620,8 @@ fn profile_for(config: Option<&Config>, args: &Args, name: &str) -> Result<Profi
 /// and the system's.
 fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
+    // The system spool root's runner started this process to run.
+    configured.push(queue::owner::requested_spool().map(Path::to_path_buf));
     if let Some(c) = config {
         for name in c.profile_names() {
             if let Some(p) = c.profile(name) {
@@ -616,6 +649,7 @@ pub fn run_queue(
     let sink = super::SharedSink::new(debug);
     let mut debug_factory = || -> DebugSink { Box::new(sink.clone()) };
     let mut total = RunStats::default();
+    let mut suspended = SuspendedRelays::new();
     for dir in queue_dirs(config) {
         let Ok(q) = Queue::open(&dir) else { continue };
         let mut none = None;
@@ -628,6 +662,7 @@ pub fn run_queue(
             Duration::MAX,
             &mut none,
             &mut debug_factory,
+            &mut suspended,
         );
         total.delivered += s.delivered;
         total.deferred += s.deferred;
@@ -635,6 +670,7 @@ pub fn run_queue(
         total.skipped += s.skipped;
     }
     let mut report = Report::default();
+    run_users_queues(args, config, &mut report);
     if args.verbose || args.debug || total.deferred + total.bounced > 0 {
         report.notices.push(format!(
             "queue run: {} delivered, {} deferred, {} bounced to dead.letter, {} skipped",
@@ -649,8 +685,11 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
     let mut out = String::new();
     let mut count = 0;
     let mut bytes = 0u64;
-    for dir in queue_dirs(config) {
-        let Ok(q) = Queue::open(&dir) else { continue };
+    for q in queue_dirs(config)
+        .iter()
+        .filter_map(|d| Queue::open(d).ok())
+        .chain(users_queues(config))
+    {
         let entries = q
             .list()
             .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
@@ -697,8 +736,11 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
 /// `--queue-delete ID`.
 pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
     let id = Id::parse(id).map_err(|e| Failure::new(e.kind(), e.to_string()))?;
-    for dir in queue_dirs(config) {
-        let Ok(q) = Queue::open(&dir) else { continue };
+    for q in queue_dirs(config)
+        .iter()
+        .filter_map(|d| Queue::open(d).ok())
+        .chain(users_queues(config))
+    {
         match q.remove(&id) {
             Ok(()) => {
                 return Ok(Report {
@@ -714,4 +756,83 @@ pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
         Sysexit::NoInput,
         format!("no queued message {id}: see smtpsend -bp"),
     ))
+}
+
+// ---- Issue 12: root's queue run handles other users' queues as them ----
+
+/// At the start of `-q`: a process started by root's runner for a user's
+/// queue becomes that user before anything else (configuration included)
+/// is read. Nothing happens otherwise.
+pub fn become_queue_owner() -> Result<(), Failure> {
+    queue::owner::become_requested_owner()
+        .map(drop)
+        .map_err(|e| Failure::new(Sysexit::NoPerm, e))
+}
+
+/// The system spools among the queue directories (and the one this
+/// process was started to run).
+fn system_spools(config: Option<&Config>) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = queue_dirs(config)
+        .into_iter()
+        .filter(|d| queue::owner::is_system_spool(d))
+        .collect();
+    if let Some(s) = queue::owner::requested_spool()
+        && !v.iter().any(|d| d == s)
+    {
+        v.push(s.to_owned());
+    }
+    v
+}
+
+/// For root: the other users' queues in the system spools, to list or
+/// to remove from (never to deliver: see [`run_users_queues`]).
+fn users_queues(config: Option<&Config>) -> Vec<Queue> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for spool in system_spools(config) {
+        if let Ok((queues, _)) = queue::owner::user_queues(&spool) {
+            out.extend(queues.into_iter().filter(|u| u.uid != 0).map(|u| u.queue));
+        }
+    }
+    out
+}
+
+/// For root: runs each other user's queue in the system spools by
+/// re-executing smtpsend as that user (its groups, its configuration),
+/// never with root's profiles; a line per failure.
+fn run_users_queues(args: &Args, config: Option<&Config>, report: &mut Report) {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return;
+    }
+    let mut flags = vec![if args.queue_flush {
+        "--queue-flush"
+    } else {
+        "-q"
+    }];
+    if args.verbose {
+        flags.push("-v");
+    }
+    for spool in system_spools(config) {
+        let Ok(uids) = queue::owner::uids_with_entries(&spool, 0) else {
+            continue;
+        };
+        for uid in uids {
+            let run = queue::owner::account(uid)
+                .and_then(|a| queue::owner::command_as(&a, &spool, &flags))
+                .and_then(|c| queue::owner::run_with_timeout(c, queue::owner::USER_RUN_TIMEOUT));
+            match run {
+                Ok(s) if s.success() => {}
+                Ok(s) => report.notices.push(format!(
+                    "queue run for uid {uid} in {}: {s}",
+                    spool.display()
+                )),
+                Err(e) => report.notices.push(format!(
+                    "cannot run the queue of uid {uid} in {}: {e}",
+                    spool.display()
+                )),
+            }
+        }
+    }
 }

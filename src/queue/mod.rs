@@ -113,8 +113,10 @@ mod hint;
 mod id;
 mod lock;
 mod meta;
+pub mod owner;
 mod retry;
 mod spool;
+mod suspend;
 mod time;
 
 pub use dead_letter::{
@@ -130,4 +132,5 @@ pub use spool::{
     Chosen, DEFAULT_MIN_FREE, NewMessage, Orphan, Problem, Queue, SPOOL_CHUNK, STALE_AFTER,
     SYSTEM_DIR, Spooled, candidate_dirs, choose_dir, default_dir,
 };
+pub use suspend::SuspendedRelays;
 pub use time::rfc3339;
