@@ -47,9 +47,15 @@ pub(crate) fn open_dir_at(
     name: &Path,
     create: Option<u32>,
 ) -> io::Result<OwnedFd> {
-    let at = |n: &Path| match parent {
-        Some(p) => rustix::fs::openat(p, n, DIR_FLAGS, Mode::empty()),
-        None => rustix::fs::openat(rustix::fs::CWD, n, DIR_FLAGS, Mode::empty()),
+    let at_flags = |n: &Path, flags: OFlags| match parent {
+        Some(p) => rustix::fs::openat(p, n, flags, Mode::empty()),
+        None => rustix::fs::openat(rustix::fs::CWD, n, flags, Mode::empty()),
+    };
+    // A directory we may search but not list (the system spool, 1733,
+    // for everyone but root) is opened O_PATH: enough to work in it.
+    let at = |n: &Path| match at_flags(n, DIR_FLAGS) {
+        Err(rustix::io::Errno::ACCESS) => at_flags(n, DIR_FLAGS | OFlags::PATH),
+        r => r,
     };
     match at(name) {
         Ok(fd) => Ok(fd),
