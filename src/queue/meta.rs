@@ -180,7 +180,7 @@ impl Meta {
     }
 
     /// The file's text: a comment that says what it is, then the TOML.
-    pub(crate) fn to_text(&self, id: &Id) -> Result<String, String> {
+    pub fn to_text(&self, id: &Id) -> Result<String, String> {
         let body = toml::to_string(self).map_err(|e| e.to_string())?;
         Ok(format!(
             "# smtpsend queue entry {id}: the envelope and delivery state of {id}.eml.\n\
@@ -189,8 +189,9 @@ impl Meta {
         ))
     }
 
-    /// Parses a file's text.
-    pub(crate) fn from_text(text: &str) -> Result<Meta, String> {
+    /// Parses a file's text, as the queue reads it (the fuzz target
+    /// `queue_meta` drives this with arbitrary input).
+    pub fn from_text(text: &str) -> Result<Meta, String> {
         #[derive(Deserialize)]
         struct Version {
             version: Option<u32>,
