@@ -20,11 +20,11 @@
 //! Linux; dead.letter is not a mailbox they deliver to.)
 
 use std::ffi::OsStr;
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::OFlags;
 
@@ -154,7 +154,7 @@ fn append_named(
 ) -> io::Result<()> {
     let mut f = files::open_or_create_at(dir, name, OFlags::RDWR | OFlags::APPEND, 0o600)?;
     files::check_owner(&f, files::euid(), name)?;
-    lock_with_timeout(&f, LOCK_TIMEOUT)?;
+    files::lock_with_timeout(&f, LOCK_TIMEOUT)?;
     let start = f.seek(SeekFrom::End(0))?;
     let result = (|| {
         let mut out = Vec::with_capacity(CHUNK + 1024);
@@ -227,26 +227,6 @@ fn from_line_sender(sender: &str) -> String {
         .chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect()
-}
-
-fn lock_with_timeout(f: &File, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(e)) => return Err(e),
-            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "another process has held the lock for {} s",
-                        timeout.as_secs()
-                    ),
-                ));
-            }
-            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 /// mboxrd quoting as a streaming state machine: CRLF becomes LF, and a
@@ -541,10 +521,10 @@ mod tests {
             .unwrap();
         holder.lock().unwrap();
         let f = File::open(&p).unwrap();
-        let e = lock_with_timeout(&f, Duration::from_millis(120)).unwrap_err();
+        let e = files::lock_with_timeout(&f, Duration::from_millis(120)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         holder.unlock().unwrap();
-        lock_with_timeout(&f, Duration::from_millis(120)).unwrap();
+        files::lock_with_timeout(&f, Duration::from_millis(120)).unwrap();
     }
 
     #[test]

@@ -15,10 +15,11 @@
 //! are created exclusively (`O_EXCL`) and then given their mode with
 //! `fchmod`, so the umask never decides who can read a queue file.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
@@ -249,6 +250,30 @@ pub(crate) fn has_entries_besides(dir: BorrowedFd<'_>, except: &[&str]) -> io::R
     }
     Ok(false)
 }
+
+/// Takes an exclusive `flock` on `f`, waiting at most `timeout`.
+pub(crate) fn lock_with_timeout(f: &File, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(e),
+            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "another process has held the lock for {} s",
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            Err(TryLockError::WouldBlock) => std::thread::sleep(LOCK_POLL),
+        }
+    }
+}
+
+/// How often a waiting [`lock_with_timeout`] tries again.
+const LOCK_POLL: Duration = Duration::from_millis(10);
 
 /// One `read`, retried when a signal interrupts it.
 pub(crate) fn read_some(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -24,10 +24,10 @@
 //! submission. Queue runs never use the hint: they list the queue.
 
 use std::collections::HashMap;
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{Timespec, Timestamps};
 use sha2::{Digest, Sha256};
@@ -74,17 +74,7 @@ fn mtime(f: &File) -> io::Result<i64> {
 }
 
 fn lock(f: &File) -> io::Result<()> {
-    let deadline = Instant::now() + HINT_LOCK_TIMEOUT;
-    loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(e)) => return Err(e),
-            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "hint file busy"));
-            }
-            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
+    files::lock_with_timeout(f, HINT_LOCK_TIMEOUT)
 }
 
 /// The runs' collection of what stays queued; shared by the queue handle

@@ -188,6 +188,7 @@ pub fn command_as(account: &Account, spool: &Path, args: &[&str]) -> io::Result<
         .env("LOGNAME", &account.name)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env(OWNER_ENV, owner)
+        .stdin(std::process::Stdio::null())
         .current_dir("/");
     Ok(c)
 }
