@@ -224,6 +224,9 @@ fn one_user_cannot_read_change_delete_or_forge_anothers_entries() {
     let del = w.as_user(ATTACKER, &["-C", cfg, "--queue-delete", &id], b"");
     assert_ne!(del.code, 0, "{}", del.stderr);
     assert_eq!(std::fs::read(&queued[0]).unwrap(), before);
+    // Root sees it in mailq, and may remove it.
+    let list = w.as_root(&["-C", cfg, "-bp"], b"");
+    assert!(list.stdout.contains(&id), "{}", list.stdout);
 
     // Squatting the victim's name does not give the attacker its mail:
     // a directory made by the attacker under another uid's number is
@@ -239,6 +242,9 @@ fn one_user_cannot_read_change_delete_or_forge_anothers_entries() {
         "the attacker's own mail in its own directory"
     );
     let _ = std::fs::remove_dir_all(&squat);
+    let del = w.as_root(&["-C", cfg, "--queue-delete", &id], b"");
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    assert!(entries(&vdir).is_empty());
 }
 
 #[test]
