@@ -15,6 +15,24 @@
     analyse.py summary RAW             the summary table from the raw
                                        results (tab-separated records)
 
+For bench/tls.sh (issue 15):
+
+    analyse.py proxy LOG SKIP SINKLOG SINKSKIP WALL_US...
+                                       round trips per session as the
+                                       delay proxy saw them, the sink's
+                                       sequence, and the clients' wall times
+    analyse.py slow STRACE_T           the slowest syscalls of an
+                                       strace -f -tt -T -y trace, and time
+                                       by syscall
+    analyse.py certreads STRACE_T      trust-store files opened and bytes
+                                       read from them
+    analyse.py phases STRACE_T         where the time goes between exec,
+                                       connect, each socket read/write and
+                                       exit, with what ran in the big gaps
+    analyse.py rates N BATCH_US...     messages per second per thousand
+    analyse.py callgrind OUT           total instructions (Ir)
+    analyse.py issue15 RAW             the issue-15 summary table
+
 A flight is what the client sends between two waits for the server. Seen
 from the sink: bursts with no server reply between them. Seen from the
 client (strace): writes to the SMTP socket with no read from it between
@@ -264,6 +282,196 @@ def cmd_hyperfine(path):
     )
 
 
+# -- bench/tls.sh: round trips through the delay proxy -----------------------
+
+
+def round_trips(seq):
+    """Client flights that a server flight answered: the waits that cost
+    a round trip each. A client flight with no answer (the final TLS
+    close_notify, a QUIT whose reply came with the data's) costs none."""
+    return sum(1 for a, b in zip(seq, seq[1:]) if a[0] == "C" and b[0] == "S")
+
+
+def cmd_proxy(log, skip, sinklog, sinkskip, walls_us):
+    with open(log) as f:
+        rows = [json.loads(line) for line in f if line.strip()][skip:]
+    with open(sinklog) as f:
+        sink = [json.loads(line) for line in f if line.strip()][sinkskip:]
+    rts = [round_trips(r["sequence"]) for r in rows]
+    walls = [w / 1000 for w in walls_us]
+    items = [f["items"] for f in sink[0]["flights"] if f["dir"] == "C"] if sink else []
+    print(
+        json.dumps(
+            {
+                "sessions": len(rows),
+                "round_trips": statistics.median(rts),
+                "round_trips_all": sorted(set(rts)),
+                "client_flights": statistics.median(r["client_flights"] for r in rows),
+                "proxy_ms_median": round(statistics.median(r["ms"] for r in rows), 1),
+                "wall_ms_median": round(statistics.median(walls), 1),
+                "wall_ms_min": round(min(walls), 1),
+                "wall_ms_max": round(max(walls), 1),
+                # The commands of each flight, as the sink read them (inside
+                # TLS too); the handshake's flights are not in it.
+                "sequence": " | ".join(" ".join(i) for i in items),
+                "proxy_sequence": " ".join(f"{d}{n}@{t:.0f}" for d, n, t in rows[0]["sequence"]) if rows else "",
+            }
+        )
+    )
+
+
+# -- bench/tls.sh: strace -f -tt -T -y --------------------------------------
+
+TIMED = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(\d+):(\d+):(\d+\.\d+)\s+(.*)$")
+DURATION = re.compile(r"<(\d+\.\d+)>\s*$")
+
+
+def timed_calls(path):
+    """(pid, t seconds, name, text, return, duration) per completed call of
+    an strace -f -tt -T trace; resumed halves keep the start time."""
+    pending = {}
+    with open(path, errors="replace") as f:
+        for raw in f:
+            m = TIMED.match(raw.rstrip("\n"))
+            if not m:
+                continue
+            pid, text = m.group(1), m.group(5)
+            t = int(m.group(2)) * 3600 + int(m.group(3)) * 60 + float(m.group(4))
+            if text.endswith("<unfinished ...>"):
+                pending[pid] = (t, text[: -len("<unfinished ...>")].rstrip())
+                continue
+            r = re.match(r"^<\.\.\. \w+ resumed>\s?(.*)$", text)
+            if r:
+                t, head = pending.pop(pid, (t, ""))
+                text = head + r.group(1)
+            c = re.match(r"^(\w+)\((.*)\)\s+=\s+(-?\d+|\?)", text)
+            if not c:
+                continue
+            d = DURATION.search(text)
+            ret = int(c.group(3)) if c.group(3) != "?" else 0
+            yield pid, t, c.group(1), text, ret, float(d.group(1)) if d else 0.0
+
+
+def cmd_slow(path):
+    calls = list(timed_calls(path))
+    by_name = {}
+    for _, _, name, _, _, d in calls:
+        n, total = by_name.get(name, (0, 0.0))
+        by_name[name] = (n + 1, total + d)
+    print("time inside syscalls, by syscall (ms, calls):")
+    for name, (n, total) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:12]:
+        print(f"  {total * 1000:8.2f}  {n:5d}  {name}")
+    print("the 15 slowest calls (ms):")
+    for _, _, name, text, _, d in sorted(calls, key=lambda c: -c[5])[:15]:
+        print(f"  {d * 1000:8.2f}  {text[:150]}")
+
+
+TRUST = ("ca-certificates", "/etc/ssl/certs", "/usr/lib/ssl", "/etc/ssl/openssl.cnf")
+
+
+def cmd_certreads(path):
+    opened = {}
+    read_bytes = 0
+    reads = 0
+    for _, _, name, text, ret, _ in timed_calls(path):
+        if name in ("openat", "open") and ret >= 0 and any(p in text for p in TRUST):
+            f = STRING.findall(text)
+            key = f[0] if f else text
+            opened[key] = opened.get(key, 0) + 1
+        elif name in READS and ret > 0:
+            fdpath = re.match(r"^\w+\(\d+<([^>]*)>", text)
+            if fdpath and any(p in fdpath.group(1) for p in TRUST):
+                reads += 1
+                read_bytes += ret
+    print(
+        json.dumps(
+            {
+                "trust_files_opened": sum(opened.values()),
+                "bundle_opens": sum(n for p, n in opened.items() if p.endswith(".crt") or p.endswith(".pem")),
+                "reads": reads,
+                "bytes_read": read_bytes,
+                "files": dict(sorted(opened.items(), key=lambda kv: -kv[1])[:6]),
+            }
+        )
+    )
+
+
+def cmd_phases(path):
+    """The process's time line around its SMTP socket: from exec to the
+    connect, each run of socket writes or reads, and the exit; the steps
+    of 1 ms or more, each with the syscalls made in it (strace -yy names the
+    files and sockets)."""
+    calls = list(timed_calls(path))
+    if not calls:
+        print(json.dumps({}))
+        return
+    start, end = calls[0][1], calls[-1][1] + calls[-1][5]
+    sock_fd = None
+    events = []  # (t, label)
+    for pid, t, name, text, ret, d in calls:
+        m = re.match(r"^\w+\((\d+)<", text)
+        if name == "connect" and "AF_INET" in text and sock_fd is None:
+            sock_fd = m.group(1) if m else None
+            events.append((t + d, "connect"))
+        elif m and m.group(1) == sock_fd and ret > 0 and (name in WRITES or name in READS):
+            kind = "write" if name in WRITES else "read"
+            if events and events[-1][1].startswith(kind):
+                events[-1] = (t + d, f"{kind} x{int(events[-1][1].split('x')[1]) + 1}")
+            else:
+                events.append((t + d, f"{kind} x1"))
+    marks = [(start, "exec")] + events + [(end, "exit")]
+    steps = []
+    for (t0, a), (t1, b) in zip(marks, marks[1:]):
+        between = [c for c in calls if t0 <= c[1] < t1]
+        kinds = {}
+        for c in between:
+            kinds[c[2]] = kinds.get(c[2], 0) + 1
+        steps.append(
+            {
+                "from": a,
+                "to": b,
+                "ms": round((t1 - t0) * 1000, 2),
+                "syscalls": dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:4]),
+            }
+        )
+    big = [st for st in steps if st["ms"] >= 1.0]
+    print(
+        json.dumps(
+            {
+                "total_ms": round((end - start) * 1000, 2),
+                "steps_under_1ms": len(steps) - len(big),
+                "their_ms": round(sum(st["ms"] for st in steps if st["ms"] < 1.0), 2),
+                "steps_over_1ms": big,
+            }
+        )
+    )
+
+
+def cmd_rates(n, batches_us):
+    sizes = [1000] * (len(batches_us) - 1) + [n - 1000 * (len(batches_us) - 1)]
+    rates = [size * 1e6 / us for size, us in zip(sizes, batches_us)]
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "total_s": round(sum(batches_us) / 1e6, 1),
+                "first_1000_per_s": round(rates[0], 1),
+                "last_1000_per_s": round(rates[-1], 1),
+                "per_s_by_thousand": [round(r, 1) for r in rates],
+            }
+        )
+    )
+
+
+def cmd_callgrind(path):
+    total = None
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                total = int(line.split()[1])
+    print(json.dumps({"instructions": total}))
+
+
 # -- the summary -------------------------------------------------------------
 
 
@@ -336,9 +544,68 @@ SUMMARY = {
 TOOLS = ("smtpsend", "msmtp")
 
 
-def cmd_summary(path):
+def _ms(v):
+    return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+
+
+# bench/tls.sh's rows (issue 15's six figures).
+ISSUE15 = {
+    "rtt": [
+        ("round trips, {v} (20 ms proxy)", _first("round_trips")),
+        ("  wall time behind the proxy (ms; median)", lambda vs: _ms(vs[0]["wall_ms_median"])),
+        ("  commands per flight (sink's view)", _first("sequence")),
+    ],
+    "wall": [
+        (
+            "2 KB send, {v} (ms; hyperfine median, mean ± σ)",
+            lambda vs: f"{_ms(vs[0]['median_ms'])} ({vs[0]['mean_ms']:.1f} ± {vs[0]['stddev_ms']:.1f})",
+        ),
+        (
+            "  CPU, user + system (ms)",
+            lambda vs: f"{vs[0]['user_ms']:.1f} + {vs[0]['system_ms']:.1f}",
+        ),
+    ],
+    "syscalls": [("syscalls, {v} send (strace -c)", _first("total"))],
+    "trust-store": [
+        ("trust-store files opened, {v} send", _first("trust_files_opened")),
+        ("  bytes read from them", _first("bytes_read")),
+    ],
+    "queue-run": [
+        ("queue run / loop: {v} (s)", lambda vs: f"{vs[0]['run_ms'] / 1000:.2f}"),
+        ("  delivered intact", _first("delivered_intact")),
+    ],
+    "rcpts": [
+        (
+            "-t, {v} (s; peak RSS MiB)",
+            lambda vs: (
+                f"{vs[0]['rss']['wall_s']:.2f} s, {vs[0]['rss']['rss_kb'] / 1024:.0f} MiB"
+                if "rss" in vs[0]
+                else vs[0].get("failed", "failed")[:40]
+            ),
+        ),
+        ("  recipients on the wire", lambda vs: str(vs[0].get("rcpts_sent", "–"))),
+    ],
+    "spool": [
+        ("queueing {v}: total (s)", _first("total_s")),
+        ("  first thousand (msg/s)", _first("first_1000_per_s")),
+        ("  last thousand (msg/s)", _first("last_1000_per_s")),
+    ],
+    "list": [
+        (
+            "{v} (s; peak RSS MiB)",
+            lambda vs: f"{vs[0]['rss']['wall_s']:.2f} s, {vs[0]['rss']['rss_kb'] / 1024:.1f} MiB",
+        )
+    ],
+    "instructions": [
+        ("instructions per small send, {v} (callgrind, millions)", lambda vs: f"{vs[0]['instructions'] / 1e6:.1f}")
+    ],
+}
+
+
+def cmd_summary(path, summary=None):
     """A Markdown table from the raw records (bench, tool, variant, JSON;
     tab-separated; "#" lines are comments)."""
+    summary = summary or SUMMARY
     rec = {}
     with open(path) as f:
         for line in f:
@@ -347,7 +614,7 @@ def cmd_summary(path):
             bench, tool, variant, data = line.rstrip("\n").split("\t", 3)
             rec.setdefault(bench, {}).setdefault(variant, {}).setdefault(tool, []).append(json.loads(data))
     rows = []
-    for bench, shown in SUMMARY.items():
+    for bench, shown in summary.items():
         for variant, by_tool in rec.get(bench, {}).items():
             for label, cell in shown:
                 cells = [cell(by_tool[t]) if t in by_tool else "–" for t in TOOLS]
@@ -376,6 +643,20 @@ def main():
         cmd_hyperfine(args[0])
     elif cmd == "summary":
         cmd_summary(args[0])
+    elif cmd == "issue15":
+        cmd_summary(args[0], ISSUE15)
+    elif cmd == "proxy":
+        cmd_proxy(args[0], int(args[1]), args[2], int(args[3]), [int(w) for w in args[4:]])
+    elif cmd == "slow":
+        cmd_slow(args[0])
+    elif cmd == "certreads":
+        cmd_certreads(args[0])
+    elif cmd == "phases":
+        cmd_phases(args[0])
+    elif cmd == "rates":
+        cmd_rates(int(args[0]), [int(b) for b in args[1:]])
+    elif cmd == "callgrind":
+        cmd_callgrind(args[0])
     else:
         sys.exit(f"analyse.py: unknown command {cmd}")
 

@@ -32,75 +32,11 @@ RESULTS=$RESULTS_DIR/$(date -u +%F).txt
 SMTPSEND=$CARGO_TARGET_DIR/release/smtpsend
 PY=python3
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------- setup --
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
 WORK=$(mktemp -d /tmp/smtpsend-bench.XXXXXX)
-SINK_PIDS=()
-cleanup() {
-    local p
-    for p in "${SINK_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    if [[ ${KEEP_WORK:-0} == 1 ]]; then
-        say "scratch kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
 trap cleanup EXIT
-
-# Installs what is missing: Debian package name, then the file it provides.
-install_deps() {
-    local missing=() pair pkg file
-    for pair in msmtp:/usr/bin/msmtp strace:/usr/bin/strace time:/usr/bin/time \
-        hyperfine:/usr/bin/hyperfine python3:/usr/bin/python3; do
-        pkg=${pair%%:*} file=${pair#*:}
-        [[ -x $file ]] || missing+=("$pkg")
-    done
-    if ((${#missing[@]})); then
-        [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root or install them"
-        say "installing ${missing[*]}"
-        # msmtp alone, not msmtp-mta: smtpsend may own /usr/sbin/sendmail.
-        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
-            { apt-get update && DEBIAN_FRONTEND=noninteractive \
-                apt-get install -y --no-install-recommends "${missing[@]}"; }
-    fi
-    command -v cargo >/dev/null || die "cargo not found (install Rust with rustup)"
-}
-
-# The sink is plain asyncio (see sink.py for why not aiosmtpd).
-declare -A PORT
-start_sink() { # NAME [sink.py options...]; sets PORT[NAME]
-    local name=$1
-    shift
-    timeout "$SINK_LIFETIME" "$PY" "$BENCH/sink.py" --port-file "$WORK/$name.port" \
-        --log "$WORK/$name.jsonl" "$@" &
-    SINK_PIDS+=($!)
-    : >"$WORK/$name.jsonl"
-    for _ in $(seq 100); do
-        [[ -s $WORK/$name.port ]] && break
-        sleep 0.1
-    done
-    [[ -s $WORK/$name.port ]] || die "sink $name did not start"
-    PORT[$name]=$(cat "$WORK/$name.port")
-}
-
-# How many sessions a sink has logged so far.
-sessions() { wc -l <"$WORK/$1.jsonl"; }
-
-# Waits until sink NAME has logged N sessions (it logs when the client
-# hangs up, a moment after the client has exited).
-await_sessions() { # NAME N
-    for _ in $(seq 200); do
-        (($(sessions "$1") >= $2)) && return 0
-        sleep 0.05
-    done
-    die "sink $1 logged $(sessions "$1") sessions, expected $2"
-}
 
 # The client's argv, in CLIENT: the same envelope, EHLO name and message
 # for both; no configuration file for either (HOME is a scratch dir).
@@ -114,34 +50,8 @@ client_argv() { # TOOL PORT
     esac
 }
 
-# Raw record: bench, tool, variant, JSON.
-record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
-
-# Checks the session a sink logged after the first SKIP: exactly one
-# message whose wire SHA-256 is the one genmsg.py predicted.
-check_delivery() { # SINK SKIP EXPECTED_SHA
-    local got
-    got=$("$PY" "$BENCH/analyse.py" sink "$WORK/$1.jsonl" "$2")
-    "$PY" - "$got" "$3" <<'EOF' || die "sink $1 session $2: wrong message: $got"
-import json, sys
-m = json.loads(sys.argv[1])["messages"]
-sys.exit(0 if len(m) == 1 and m[0]["sha256"] == sys.argv[2] else 1)
-EOF
-    printf '%s' "$got"
-}
-
-# Counts the sessions after the first SKIP whose one message has SHA.
-count_delivered() { # SINK SKIP SHA
-    "$PY" - "$WORK/$1.jsonl" "$2" "$3" <<'EOF'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][int(sys.argv[2]):]
-print(sum(1 for s in rows if len(s["messages"]) == 1 and s["messages"][0]["sha256"] == sys.argv[3]))
-EOF
-}
-
-sha_of() { "$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["wire_sha256"])' "$1"; }
-
-install_deps
+install_deps msmtp:/usr/bin/msmtp strace:/usr/bin/strace time:/usr/bin/time \
+    hyperfine:/usr/bin/hyperfine python3:/usr/bin/python3
 say "building smtpsend (release)"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 [[ -x $SMTPSEND ]] || die "no binary at $SMTPSEND"
@@ -149,16 +59,7 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config LC_ALL=C
 mkdir -p "$HOME" "$RESULTS_DIR"
 
-{
-    echo "# smtpsend vs msmtp, bench/run.sh, $(date -u '+%F %T') UTC"
-    echo "# commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' (src modified)')"
-    echo "# $("$SMTPSEND" --version 2>&1 | head -1); $(msmtp --version | head -1); $(strace -V | head -1); $(hyperfine --version 2>/dev/null || echo 'no hyperfine')"
-    echo "# kernel $(uname -r); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-    echo "# memory: $(free -h | awk '/^Mem:/ {print $2 " total, " $7 " available"}')"
-    echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "# /tmp (smtpsend spools the message there): $(df -T /tmp | awk 'NR==2 {print $2}')"
-    echo "# records: bench<TAB>tool<TAB>variant<TAB>JSON"
-} >"$RESULTS"
+results_header "bench/run.sh" >"$RESULTS"
 
 say "generating messages"
 declare -A MSG SHA
@@ -294,7 +195,7 @@ done
 QN=${QUEUE_N:-1000}
 QDIR=$WORK/queue
 QCFG=$WORK/queue.toml
-closed=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+closed=$(closed_port)
 qconf() { # PORT
     printf 'host = "127.0.0.1"\nport = %s\ntls = "none"\ndomain = "bench.example"\nqueue_dir = "%s"\ntimeout = 10\n' "$1" "$QDIR" >"$QCFG"
     chmod 600 "$QCFG"

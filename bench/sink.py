@@ -21,6 +21,14 @@ which hides where one recv() ends and the next begins, and that boundary is
 what this sink is for.
 
     sink.py --port-file FILE --log FILE [--no-pipelining] [--settle-ms MS]
+            [--chunking] [--starttls CERT KEY] [--auth]
+
+--chunking offers CHUNKING and takes BDAT (RFC 3030); the hash of a BDAT
+message is taken over its dot-stuffed form, so it is the same as the one
+DATA would give. --starttls offers STARTTLS (RFC 3207) with that
+certificate; --auth offers AUTH PLAIN LOGIN (RFC 4954) after STARTTLS (or
+at once without --starttls) and accepts any user and password. Each
+message's log entry also counts its recipients.
 
 The port is chosen by the kernel (port 0) and written to --port-file once
 the socket listens. SIGTERM or SIGINT stops it; so does the `timeout` that
@@ -29,10 +37,12 @@ run.sh starts it under.
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import json
 import os
 import signal
+import ssl
 import time
 
 # Every buffer has a limit: a command line longer than this is refused
@@ -60,6 +70,16 @@ class Session(asyncio.Protocol):
         self.closing = False  # close once this burst's replies are out
         self.settle_timer = None
         self.idle = None
+        self.tls = False
+        self.authed = False
+        self.auth_login = None  # the LOGIN exchange's next prompt
+        self.rcpts = 0
+        self.bdat_left = 0  # bytes of the current BDAT chunk still to come
+        self.bdat_last = False
+        self.bdat_fresh = True  # the next BDAT starts a new message
+        self.dhash = None
+        self.upgrading = False
+        self.early = b""  # bytes read inside TLS before the upgrade finished
 
     # -- record keeping ----------------------------------------------------
 
@@ -105,11 +125,18 @@ class Session(asyncio.Protocol):
         self.idle = loop.call_later(IDLE_TIMEOUT, self.transport.close)
 
     def data_received(self, data):
+        if self.upgrading:
+            # The first bytes inside TLS can come before start_tls() has
+            # returned the new transport: hold them until it has.
+            self.early += data
+            return
         self._arm_idle()
         items = []
         rest = data
-        while rest and not self.closing:
-            if self.in_data:
+        while rest and not self.closing and not self.upgrading:
+            if self.bdat_left:
+                rest = self._feed_bdat(rest, items)
+            elif self.in_data:
                 rest = self._feed_data(rest, items)
                 if rest is None:
                     break
@@ -141,6 +168,8 @@ class Session(asyncio.Protocol):
         self.server.record(
             {
                 "pipelining": self.server.pipelining,
+                "tls": self.tls,
+                "authed": self.authed,
                 "t_start": self.t_start,
                 "t_end": time.monotonic_ns(),
                 "flights": self.flights,
@@ -170,7 +199,7 @@ class Session(asyncio.Protocol):
 
     def _feed_command(self, data, items):
         self.buf += data
-        while not self.in_data and not self.closing:
+        while not self.in_data and not self.closing and not self.bdat_left and not self.upgrading:
             i = self.buf.find(b"\n")
             if i < 0:
                 if len(self.buf) > MAX_LINE:
@@ -185,16 +214,65 @@ class Session(asyncio.Protocol):
     def _command(self, line, items):
         verb = line.split(b" ", 1)[0].split(b":", 1)[0].upper().decode("ascii", "replace")
         items.append(verb)
-        if verb == "EHLO":
+        if self.auth_login is not None:
+            self._auth_step(line)
+        elif verb == "EHLO":
             ext = [b"250-sink.bench", b"250-SIZE %d" % MAX_SIZE, b"250-8BITMIME"]
             if self.server.pipelining:
                 ext.append(b"250-PIPELINING")
+            if self.server.chunking:
+                ext.append(b"250-CHUNKING")
+            if self.server.ssl and not self.tls:
+                ext.append(b"250-STARTTLS")
+            elif self.server.auth:
+                ext.append(b"250-AUTH PLAIN LOGIN")
             ext.append(b"250 ENHANCEDSTATUSCODES")
             for e in ext:
                 self.reply(e)
+        elif verb == "STARTTLS" and self.server.ssl and not self.tls:
+            self.reply(b"220 2.0.0 ready to start TLS")
+            # Bytes the client sent after STARTTLS are discarded (the
+            # CVE-2011-0411 rule); the handshake starts on a clean stream.
+            self.buf = b""
+            self.upgrading = True
+            asyncio.get_running_loop().create_task(self._upgrade())
+        elif verb == "AUTH" and self.server.auth:
+            parts = line.split()
+            mech = parts[1].upper() if len(parts) > 1 else b""
+            if mech == b"PLAIN" and len(parts) > 2:
+                self._authed()
+            elif mech == b"PLAIN":
+                self.auth_login = "plain"
+                self.reply(b"334 ")
+            elif mech == b"LOGIN":
+                self.auth_login = "user"
+                self.reply(b"334 " + base64.b64encode(b"Username:"))
+            else:
+                self.reply(b"504 5.5.4 mechanism not supported")
+        elif verb == "BDAT" and self.server.chunking:
+            parts = line.split()
+            try:
+                size = int(parts[1])
+            except (IndexError, ValueError):
+                self.reply(b"501 5.5.4 BDAT size")
+                return
+            if self.dhash is None or self.bdat_fresh:
+                self._start_message()
+                self.bdat_fresh = False
+            self.bdat_last = len(parts) > 2 and parts[2].upper() == b"LAST"
+            self.bdat_left = size
+            if size == 0:
+                self._end_bdat(items)
         elif verb == "HELO":
             self.reply(b"250 sink.bench")
-        elif verb in ("MAIL", "RCPT", "RSET", "NOOP"):
+        elif verb == "MAIL":
+            self.rcpts = 0
+            self.bdat_fresh = True
+            self.reply(b"250 2.0.0 ok")
+        elif verb == "RCPT":
+            self.rcpts += 1
+            self.reply(b"250 2.0.0 ok")
+        elif verb in ("RSET", "NOOP"):
             self.reply(b"250 2.0.0 ok")
         elif verb == "DATA":
             self.reply(b"354 end with <CRLF>.<CRLF>")
@@ -203,13 +281,88 @@ class Session(asyncio.Protocol):
             # line, so an empty message (".\r\n" at once) is found too.
             self.dtail = b"\r\n"
             self.dskip = 2
-            self.dsize = 0
-            self.dhash = hashlib.sha256()
+            self._start_message()
         elif verb == "QUIT":
             self.reply(b"221 2.0.0 bye")
             self.closing = True
         else:
             self.reply(b"502 5.5.1 not implemented")
+
+    # -- STARTTLS and AUTH -------------------------------------------------
+
+    async def _upgrade(self):
+        loop = asyncio.get_running_loop()
+        self.flush()
+        try:
+            self.transport = await loop.start_tls(
+                self.transport, self, self.server.ssl, server_side=True
+            )
+        except (OSError, ssl.SSLError, ConnectionError):
+            self.transport.close()
+            return
+        self.tls = True
+        self.upgrading = False
+        early, self.early = self.early, b""
+        if early:
+            self.data_received(early)
+
+    def _authed(self):
+        self.auth_login = None
+        self.authed = True
+        self.reply(b"235 2.7.0 authenticated")
+
+    def _auth_step(self, line):
+        if line == b"*":
+            self.auth_login = None
+            self.reply(b"501 5.7.0 cancelled")
+        elif self.auth_login == "user":
+            self.auth_login = "pass"
+            self.reply(b"334 " + base64.b64encode(b"Password:"))
+        else:
+            self._authed()
+
+    # -- BDAT ---------------------------------------------------------------
+
+    def _start_message(self):
+        self.dsize = 0
+        self.dhash = hashlib.sha256()
+        self.bol = True  # BDAT: at the start of a line, for dot-stuffing
+
+    def _feed_bdat(self, data, items):
+        if not items or items[-1] != "<data>":
+            items.append("<data>")
+        take, rest = data[: self.bdat_left], data[self.bdat_left :]
+        self.bdat_left -= len(take)
+        # Hashed dot-stuffed, as DATA would have carried it.
+        stuffed = take.replace(b"\n.", b"\n..")
+        if self.bol and take.startswith(b"."):
+            stuffed = b"." + stuffed
+        if take:
+            self.bol = take.endswith(b"\n")
+        self.dsize += len(stuffed)
+        self.dhash.update(stuffed)
+        if self.dsize > MAX_SIZE:
+            self.reply(b"552 5.3.4 message too big")
+            self.closing = True
+            return b""
+        if self.bdat_left == 0:
+            self._end_bdat(items)
+        return rest
+
+    def _end_bdat(self, items):
+        if self.bdat_last:
+            items.append("LAST")
+            self._accept()
+            self.dhash = None
+        else:
+            self.reply(b"250 2.0.0 chunk ok")
+
+    def _accept(self):
+        self.messages.append(
+            {"bytes": self.dsize, "sha256": self.dhash.hexdigest(), "rcpts": self.rcpts}
+        )
+        self.server.accepted += 1
+        self.reply(b"250 2.0.0 ok: discarded")
 
     # -- data mode ---------------------------------------------------------
 
@@ -237,15 +390,16 @@ class Session(asyncio.Protocol):
         self._take(buf[: i + 2])
         self.in_data = False
         items.append(".")
-        self.messages.append({"bytes": self.dsize, "sha256": self.dhash.hexdigest()})
-        self.server.accepted += 1
-        self.reply(b"250 2.0.0 ok: discarded")
+        self._accept()
         return buf[i + len(END_OF_DATA) :]
 
 
 class Server:
-    def __init__(self, pipelining, settle, log_path):
+    def __init__(self, pipelining, settle, log_path, chunking=False, ssl_ctx=None, auth=False):
         self.pipelining = pipelining
+        self.chunking = chunking
+        self.ssl = ssl_ctx
+        self.auth = auth
         self.settle = settle
         self.log = open(log_path, "a", buffering=1)
         self.accepted = 0
@@ -265,9 +419,18 @@ async def main():
         default=0,
         help="answer a burst only after the client has been quiet this long",
     )
+    ap.add_argument("--chunking", action="store_true", help="offer CHUNKING, take BDAT")
+    ap.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"), help="offer STARTTLS")
+    ap.add_argument("--auth", action="store_true", help="offer AUTH PLAIN LOGIN, accept anyone")
     args = ap.parse_args()
 
-    server = Server(args.pipelining, args.settle_ms / 1000, args.log)
+    ctx = None
+    if args.starttls:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*args.starttls)
+    server = Server(
+        args.pipelining, args.settle_ms / 1000, args.log, args.chunking, ctx, args.auth
+    )
     loop = asyncio.get_running_loop()
     srv = await loop.create_server(lambda: Session(server), "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]

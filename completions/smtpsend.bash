@@ -23,7 +23,7 @@ _smtpsend() {
 
     case "${cmd}" in
         smtpsend)
-            opts="-t -i -f -F -N -R -V -B -b -o -q -v -C -L -X -G -U -n -a -h --queue-run --log-file --profile --host --port --tls --tls-verify --tls-ca-file --auth --user --password-command --from --domain --timeout --read-envelope-from --file --debug --dry-run --serverinfo --queue-list --queue-flush --queue-delete --no-queue --strict-recipients --version --help"
+            opts="-t -i -f -F -N -R -V -B -b -o -q -v -C -L -X -G -U -n -a -h --queue-run --log-file --log-format --profile --host --port --tls --protocol --no-bdat --tls-verify --tls-ca-file --auth --user --password-command --from --domain --timeout --read-envelope-from --file --debug --dry-run --serverinfo --queue-list --queue-flush --queue-delete --no-queue --strict-recipients --version --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,6 +77,10 @@ _smtpsend() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -95,6 +99,10 @@ _smtpsend() {
                     ;;
                 --tls)
                     COMPREPLY=($(compgen -W "none starttls tls" -- "${cur}"))
+                    return 0
+                    ;;
+                --protocol)
+                    COMPREPLY=($(compgen -W "smtp lmtp" -- "${cur}"))
                     return 0
                     ;;
                 --tls-verify)

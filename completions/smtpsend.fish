@@ -13,12 +13,16 @@ complete -c smtpsend -s o -d 'Sendmail -o options: -oi is -i; the others (-oem, 
 complete -c smtpsend -s C -d 'Configuration file to use instead of the usual lookup' -r -F
 complete -c smtpsend -s L -d 'Tag for log lines' -r
 complete -c smtpsend -s X -l log-file -d 'Log file: one line per message' -r -F
+complete -c smtpsend -l log-format -d 'Log lines as key=value text or as JSON objects (the profile\'s log_format) [default: text]' -r -f -a "text\t'`key=value` pairs, as Postfix and msmtp write them'
+json\t'One JSON object per line, for log shippers'"
 complete -c smtpsend -s a -l profile -d 'Profile to use from the configuration file' -r
 complete -c smtpsend -l host -d 'Relay host name or address; "host:port" and a bracketed IPv6 address with a port work too' -r
 complete -c smtpsend -l port -d 'Relay port [default: 25 with --tls none, 587 starttls, 465 tls]' -r
 complete -c smtpsend -l tls -d 'Connection security [default: starttls]' -r -f -a "none\t'Plain SMTP; no TLS at all (only for a trusted network or loopback)'
 starttls\t'Plain connection upgraded with STARTTLS; refuses to go on without it'
 tls\t'TLS from the first byte (implicit TLS, port 465)'"
+complete -c smtpsend -l protocol -d 'Speak SMTP or LMTP to the relay (the profile\'s transport) [default: smtp]' -r -f -a "smtp\t'SMTP submission (the default)'
+lmtp\t'LMTP (RFC 2033), to a local delivery agent such as Dovecot'"
 complete -c smtpsend -l tls-verify -d 'Verify the relay\'s certificate and name [default: true]' -r -f -a "true\t''
 false\t''"
 complete -c smtpsend -l tls-ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
@@ -37,9 +41,10 @@ complete -c smtpsend -s v -d 'Verbose: show the SMTP conversation on standard er
 complete -c smtpsend -s G -d 'Accepted and ignored, as Postfix does (-G gateway submission)'
 complete -c smtpsend -s U -d 'Accepted and ignored, as Postfix does (-U initial submission)'
 complete -c smtpsend -s n -d 'Accepted and ignored (-n: do not expand aliases)'
+complete -c smtpsend -l no-bdat -d 'Send with DATA even when the relay offers CHUNKING (the profile\'s bdat = false)'
 complete -c smtpsend -l read-envelope-from -d 'Take the envelope sender from the message\'s Sender or From header when no -f is given'
 complete -c smtpsend -l debug -d 'Show the whole SMTP conversation with timestamps (secrets redacted)'
-complete -c smtpsend -l dry-run -d 'Print the profile, the envelope and the message as it would be sent; send nothing'
+complete -c smtpsend -l dry-run -d 'Print the profile, the envelope and the message as it would be sent; send nothing. With -q or --queue-flush: list the messages that would be tried'
 complete -c smtpsend -l serverinfo -d 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS'
 complete -c smtpsend -l queue-list -d 'List the queue (the same as -bp and mailq)'
 complete -c smtpsend -l queue-flush -d 'Retry every queued message now, ignoring the backoff'

@@ -1,7 +1,14 @@
 //! Exit status: the sysexits(3) codes, and the one table that maps every
-//! failure to one of them, as msmtp keeps it. Only the binary's edge turns
-//! these into a process exit.
+//! failure to one of them, as msmtp keeps it: `Sysexit::from(&error)` for
+//! each error type (the engine's, the configuration's, the queue's, the
+//! message layer's, clap's). The error types' own `kind()` methods ask
+//! this table. Only the binary's edge turns these into a process exit.
 
+use std::io;
+
+use crate::config::ConfigError;
+use crate::message::MessageError;
+use crate::queue::QueueError;
 use crate::smtp::Error;
 
 /// sysexits.h codes.
@@ -45,8 +52,82 @@ impl Sysexit {
     }
 }
 
+impl From<&Error> for Sysexit {
+    /// The engine's errors.
+    fn from(e: &Error) -> Sysexit {
+        for_smtp(e)
+    }
+}
+
+impl From<&ConfigError> for Sysexit {
+    /// A bad flag or an unknown `-a` profile is the caller's (EX_USAGE); a
+    /// password command that timed out may work later (EX_TEMPFAIL);
+    /// everything else about the configuration is EX_CONFIG.
+    fn from(e: &ConfigError) -> Sysexit {
+        match e {
+            ConfigError::UnknownProfile { .. } | ConfigError::BadOption { .. } => Sysexit::Usage,
+            ConfigError::PasswordTimeout { .. } => Sysexit::TempFail,
+            _ => Sysexit::Config,
+        }
+    }
+}
+
+impl From<&QueueError> for Sysexit {
+    /// The queue cannot be created or written (EX_CANTCREAT), the spool
+    /// is full (EX_TEMPFAIL: try again later), another local I/O failure
+    /// (EX_IOERR). Errors about what the caller handed in take the class
+    /// the rest of smtpsend uses for them: an empty message EX_NOINPUT, no
+    /// recipients or a malformed ID EX_USAGE, an unknown ID EX_NOINPUT.
+    fn from(e: &QueueError) -> Sysexit {
+        match e {
+            QueueError::CreateDir { .. } | QueueError::NoUsableDir(_) => Sysexit::CantCreate,
+            QueueError::Write { source, .. } => for_write(source),
+            QueueError::Locked(_) | QueueError::LowSpace { .. } => Sysexit::TempFail,
+            QueueError::Empty | QueueError::NotFound(_) => Sysexit::NoInput,
+            QueueError::NoRecipients | QueueError::BadId(_) => Sysexit::Usage,
+            _ => Sysexit::IoErr,
+        }
+    }
+}
+
+/// A write that failed: a full disk or quota may clear (EX_TEMPFAIL); a
+/// place that cannot be written will not (EX_CANTCREAT).
+fn for_write(e: &io::Error) -> Sysexit {
+    use io::ErrorKind::*;
+    match e.kind() {
+        StorageFull | QuotaExceeded => Sysexit::TempFail,
+        PermissionDenied | ReadOnlyFilesystem | NotADirectory | IsADirectory | FileTooLarge
+        | NotFound => Sysexit::CantCreate,
+        _ => Sysexit::IoErr,
+    }
+}
+
+impl From<&MessageError> for Sysexit {
+    /// A malformed message is EX_DATAERR, a value from argv that cannot
+    /// go in a header EX_USAGE, a failed read EX_IOERR.
+    fn from(e: &MessageError) -> Sysexit {
+        match e.kind() {
+            crate::message::Kind::Data => Sysexit::DataErr,
+            crate::message::Kind::Io => Sysexit::IoErr,
+            crate::message::Kind::Argument => Sysexit::Usage,
+        }
+    }
+}
+
+impl From<&clap::Error> for Sysexit {
+    /// Help and version succeed; every other argv error is EX_USAGE, as
+    /// sendmail reports it.
+    fn from(e: &clap::Error) -> Sysexit {
+        if e.use_stderr() {
+            Sysexit::Usage
+        } else {
+            Sysexit::Ok
+        }
+    }
+}
+
 /// The exit status for an engine error.
-pub fn for_smtp(e: &Error) -> Sysexit {
+fn for_smtp(e: &Error) -> Sysexit {
     use Sysexit::*;
     if e.is_transient() {
         return match e {

@@ -31,5 +31,7 @@ pub mod identity;
 pub mod log;
 pub mod maildir;
 pub mod message;
+pub mod mta;
 pub mod queue;
+pub mod retrier;
 pub mod smtp;

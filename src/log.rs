@@ -28,8 +28,8 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::message::complete::civil_from_days;
-use crate::message::localtime;
+use jiff::Timestamp;
+use jiff::tz::{Offset, TimeZone};
 
 /// The tag when `-L` is not given.
 pub const DEFAULT_TAG: &str = "smtpsend";
@@ -101,9 +101,22 @@ impl fmt::Display for Status {
     }
 }
 
+/// How a line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `key=value` pairs, as Postfix and msmtp write them.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// One message's line.
 #[derive(Debug, Clone, Copy)]
 pub struct Entry<'a> {
+    /// Text or JSON.
+    pub format: Format,
     /// `-L`, else [`DEFAULT_TAG`].
     pub tag: &'a str,
     pub profile: &'a str,
@@ -155,8 +168,19 @@ pub fn write_or_fallback(target: &Target, entry: &Entry) -> Option<String> {
     write_or_fallback_to(target, entry, &mut Sinks::system(&mut stderr))
 }
 
-/// The file form: `time=… tag=… ` and the fields, without a line end.
+/// The file form: `time=… tag=… ` and the fields, without a line end; in
+/// JSON, one object with `time` and `tag` first.
 pub fn format_line(entry: &Entry, unix_seconds: i64) -> String {
+    if entry.format == Format::Json {
+        let fields = format_fields(entry);
+        let mut line = String::from("{\"time\":");
+        push_json(&mut line, &rfc3339_utc(unix_seconds), MAX_VALUE_CHARS);
+        line.push_str(",\"tag\":");
+        push_json(&mut line, entry.tag, MAX_VALUE_CHARS);
+        line.push(',');
+        line.push_str(&fields[1..]);
+        return line;
+    }
     let mut line = format!("time={} tag=", rfc3339_utc(unix_seconds));
     push_value(&mut line, entry.tag, MAX_VALUE_CHARS);
     line.push(' ');
@@ -164,8 +188,12 @@ pub fn format_line(entry: &Entry, unix_seconds: i64) -> String {
     line
 }
 
-/// The fields after time and tag (the syslog message).
+/// The fields after time and tag (the syslog message): `key=value` pairs,
+/// or a JSON object.
 pub fn format_fields(entry: &Entry) -> String {
+    if entry.format == Format::Json {
+        return json_fields(entry);
+    }
     let mut out = String::new();
     let mut field = |key: &str, value: &str, max: usize| {
         if !out.is_empty() {
@@ -198,6 +226,67 @@ pub fn format_fields(entry: &Entry) -> String {
     let to: Vec<String> = entry.recipients.iter().map(|r| format!("<{r}>")).collect();
     field("to", &to.join(","), usize::MAX);
     out
+}
+
+/// The fields as one JSON object; numbers as numbers, the recipients as
+/// an array.
+fn json_fields(entry: &Entry) -> String {
+    let mut out = String::from("{");
+    let mut field = |key: &str, value: &str| {
+        if out.len() > 1 {
+            out.push(',');
+        }
+        push_json(&mut out, key, MAX_VALUE_CHARS);
+        out.push(':');
+        push_json(&mut out, value, MAX_VALUE_CHARS);
+    };
+    field("profile", entry.profile);
+    field("status", entry.status.as_str());
+    if let Some(relay) = entry.relay {
+        field("relay", relay);
+    }
+    field("from", &format!("<{}>", entry.sender));
+    if let Some(reply) = entry.reply {
+        field("reply", reply);
+    }
+    out.push_str(&format!(
+        ",\"size\":{},\"nrcpt\":{},\"duration_ms\":{},\"to\":[",
+        entry.size,
+        entry.recipients.len(),
+        entry.duration.as_millis()
+    ));
+    for (i, r) in entry.recipients.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json(&mut out, &format!("<{r}>"), MAX_VALUE_CHARS);
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7), cut at `max` characters;
+/// every control character is escaped, so a line stays one line.
+fn push_json(out: &mut String, s: &str, max: usize) {
+    out.push('"');
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The RFC 3164 datagram: `<PRI>Mmm dd hh:mm:ss TAG[PID]: fields`, the
@@ -254,7 +343,8 @@ fn write_to(target: &Target, entry: &Entry, sinks: &mut Sinks) -> Result<(), Log
             })
         }
         Target::Syslog => {
-            let offset = localtime::local_offset(now);
+            let offset = Timestamp::from_second(now)
+                .map_or(0, |t| TimeZone::system().to_offset(t).seconds());
             let msg = format_syslog(entry, now, offset, std::process::id());
             send_datagram(sinks.syslog_socket, &msg).map_err(|source| LogError::Syslog {
                 socket: sinks.syslog_socket.to_owned(),
@@ -384,33 +474,29 @@ fn syslog_tag(tag: &str) -> String {
     if t.is_empty() { DEFAULT_TAG.into() } else { t }
 }
 
+/// A time as a timestamp jiff can show (clamped to its range).
+fn timestamp(unix_seconds: i64) -> Timestamp {
+    Timestamp::from_second(unix_seconds).unwrap_or(if unix_seconds < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
 /// `2023-11-14T22:13:20Z`.
 fn rfc3339_utc(unix_seconds: i64) -> String {
-    let (year, month, day) = civil_from_days(unix_seconds.div_euclid(86_400));
-    let secs = unix_seconds.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    timestamp(unix_seconds)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// RFC 3164 §4.1.2 `Mmm dd hh:mm:ss`, the day padded with a space.
 fn syslog_timestamp(unix_seconds: i64, utc_offset: i32) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let local = unix_seconds.saturating_add(i64::from(utc_offset));
-    let (_, month, day) = civil_from_days(local.div_euclid(86_400));
-    let secs = local.rem_euclid(86_400);
-    let month = MONTHS[(month as usize).clamp(1, 12) - 1];
-    format!(
-        "{month} {day:>2} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let offset = Offset::from_seconds(utc_offset).unwrap_or(Offset::UTC);
+    timestamp(unix_seconds)
+        .to_zoned_datetime(TimeZone::fixed(offset))
+        .strftime("%b %e %H:%M:%S")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -420,6 +506,7 @@ mod tests {
 
     fn entry<'a>(recipients: &'a [String], reply: Option<&'a str>) -> Entry<'a> {
         Entry {
+            format: Format::Text,
             tag: DEFAULT_TAG,
             profile: "work",
             relay: Some("smtp.example.org"),
@@ -430,6 +517,24 @@ mod tests {
             reply,
             duration: Duration::from_millis(842),
         }
+    }
+
+    #[test]
+    fn json_lines_are_one_object_and_cannot_be_forged() {
+        let to = vec!["a@x.example".to_owned(), "b@y.example".to_owned()];
+        let e = Entry {
+            format: Format::Json,
+            ..entry(&to, Some("250 ok\"}\n{\"status\":\"x\\"))
+        };
+        assert_eq!(
+            format_line(&e, 1_700_000_000),
+            "{\"time\":\"2023-11-14T22:13:20Z\",\"tag\":\"smtpsend\",\"profile\":\"work\",\
+             \"status\":\"sent\",\"relay\":\"smtp.example.org\",\"from\":\"<me@example.org>\",\
+             \"reply\":\"250 ok\\\"}\\n{\\\"status\\\":\\\"x\\\\\",\"size\":1234,\"nrcpt\":2,\
+             \"duration_ms\":842,\"to\":[\"<a@x.example>\",\"<b@y.example>\"]}"
+        );
+        assert!(format_fields(&e).starts_with("{\"profile\":\"work\","));
+        assert!(!format_syslog(&e, 0, 0, 1).contains('\n'));
     }
 
     fn rcpts(list: &[&str]) -> Vec<String> {
@@ -467,6 +572,7 @@ mod tests {
         let reply =
             "550 no\ntime=2023-11-14T22:13:20Z tag=smtpsend status=sent\r\x1b[2J\u{85}\u{2028}";
         let e = Entry {
+            format: Format::Text,
             tag: "my tag",
             ..entry(&to, Some(reply))
         };

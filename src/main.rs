@@ -1,14 +1,20 @@
-//! The binary's edge: parse, run, print one error line, exit.
+//! The binary's edge: parse, resolve, run, print one error line, exit. The
+//! exit status always comes from the one table in `smtpsend::exit`; a
+//! panic anywhere below becomes one line and the status of a queued
+//! message (`smtpsend::app::panic`), never exit 101.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 
 use clap::Parser;
-use smtpsend::app;
+use smtpsend::app::{self, Failure, Invocation, Report};
 use smtpsend::cli::{self, Args, Personality};
+use smtpsend::exit::Sysexit;
 
 fn main() -> ExitCode {
+    app::panic::install_hook();
     let argv: Vec<_> = std::env::args_os().collect();
     let personality = argv
         .first()
@@ -16,40 +22,54 @@ fn main() -> ExitCode {
     let args = match Args::try_parse_from(cli::normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
-            let usage = e.use_stderr();
             let _ = e.print();
-            // Help and version go to stdout and succeed; everything else is
-            // a usage error (EX_USAGE), as sendmail reports it.
-            return ExitCode::from(if usage { 64 } else { 0 });
+            return exit(Sysexit::from(&e));
         }
     };
-    let mut stdout = std::io::stdout();
-    match app::run(
-        personality,
-        &args,
-        Box::new(std::io::stdin()),
-        &mut stdout,
-        Box::new(std::io::stderr()),
-    ) {
-        Ok(report) => {
-            if !report.output.is_empty() {
-                let mut out = std::io::stdout().lock();
-                if out
-                    .write_all(report.output.as_bytes())
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
-                    return ExitCode::from(74);
-                }
-            }
-            for n in report.notices {
-                eprintln!("smtpsend: {n}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(f) => {
-            eprintln!("smtpsend: {}", f.message);
-            ExitCode::from(f.exit.code())
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        let inv = Invocation::resolve(personality, &args)?;
+        app::run(
+            &inv,
+            Box::new(std::io::stdin()),
+            &mut std::io::stdout(),
+            Box::new(std::io::stderr()),
+        )
+    }));
+    match ran {
+        Ok(Ok(report)) => print_report(report),
+        Ok(Err(f)) => fail(&f),
+        Err(_) => {
+            let (code, line) = app::panic::verdict();
+            eprintln!("smtpsend: {line}");
+            exit(code)
         }
     }
+}
+
+fn print_report(report: Report) -> ExitCode {
+    if !report.output.is_empty() {
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out
+            .write_all(report.output.as_bytes())
+            .and_then(|_| out.flush())
+        {
+            return fail(&Failure::new(
+                Sysexit::IoErr,
+                format!("cannot write to standard output: {e}"),
+            ));
+        }
+    }
+    for n in report.notices {
+        eprintln!("smtpsend: {n}");
+    }
+    exit(Sysexit::Ok)
+}
+
+fn fail(f: &Failure) -> ExitCode {
+    eprintln!("smtpsend: {}", f.message);
+    exit(f.exit)
+}
+
+fn exit(code: Sysexit) -> ExitCode {
+    ExitCode::from(code.code())
 }

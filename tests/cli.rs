@@ -621,6 +621,15 @@ fn dry_run_sends_nothing_and_shows_the_plan() {
         out.stdout
     );
     assert!(!out.stdout.contains("Bcc:"), "{}", out.stdout);
+    // Words a person reads, not Rust names.
+    assert!(
+        out.stdout.contains(&format!(
+            "transport: SMTP 127.0.0.1:{} (no TLS)\n",
+            server.port()
+        )),
+        "{}",
+        out.stdout
+    );
     let t = server.finish();
     assert_eq!(t.accepted(), 0);
 }
@@ -825,4 +834,434 @@ fn bs_closes_a_silent_session_with_421() {
         out.lines().last().unwrap().starts_with("421 4.4.2"),
         "{out}"
     );
+}
+
+/// The recipient mix of the delivery-path table: a bare name, root at
+/// localhost, a `local_domains` domain, a remote domain.
+const MIX: [&str; 4] = [
+    "root",
+    "root@localhost",
+    "ops@lan.example",
+    "far@example.net",
+];
+
+/// A configuration for the delivery-path table: a relay on `port` (or
+/// none), the profile domain client.example, lan.example local.
+fn path_config(env: &Env, port: Option<u16>) -> PathBuf {
+    let relay = match port {
+        Some(p) => format!("host = \"127.0.0.1\"\nport = {p}\ntls = \"none\"\n"),
+        None => String::new(),
+    };
+    write_config(
+        env,
+        &format!(
+            "{relay}domain = \"client.example\"\nlocal_domains = [\"localhost\", \"lan.example\"]\nqueue_dir = \"{}\"\ntimeout = 5\n",
+            env.path("queue").display()
+        ),
+    )
+}
+
+/// Who got a Maildir copy (from the Delivered-To headers).
+fn maildir_recipients(env: &Env) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in std::fs::read_dir(env.path("Maildir/new"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("Delivered-To: ") {
+                out.extend(v.split(", ").map(str::to_owned));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn queued_count(env: &Env) -> usize {
+    std::fs::read_dir(env.path("queue/msg"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "env"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// As root, runs the binary as nobody (uid 65534), owner of the scratch
+/// home, so that no system spool root could write is usable either;
+/// otherwise as ourselves.
+fn run_unprivileged_if_root(env: &Env, cfg: &str, argv: &[&str], stdin: &[u8]) -> Out {
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return env.run(argv, stdin);
+    }
+    const NOBODY: u32 = 65534;
+    for entry in ["", "queue", "state"] {
+        chown(env.path(entry), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = env.command(argv);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let mut child = cmd.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The delivery paths of the table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Path_ {
+    NoQueue,
+    FirstAttempt,
+    QueueRun,
+    Bs,
+    SpoolUnwritable,
+}
+
+/// One run of `path` with the recipient mix: the exit status, who got a
+/// Maildir copy, whom the relay got, and how many messages stay queued.
+fn run_path(path: Path_, relay: bool) -> (i32, Vec<String>, Vec<String>, usize, String) {
+    let env = Env::new();
+    let server = relay.then(|| ScriptedServer::start(Script::new().max_connections(2)));
+    let cfg = path_config(&env, server.as_ref().map(|s| s.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let body = b"Subject: paths\n\nbody\n";
+    let mut argv = vec!["-C", cfg.as_str(), "-i"];
+    let out = match path {
+        Path_::NoQueue | Path_::FirstAttempt | Path_::SpoolUnwritable => {
+            if path == Path_::NoQueue {
+                argv.push("--no-queue");
+            }
+            argv.extend(MIX);
+            if path == Path_::SpoolUnwritable {
+                std::fs::write(env.path("queue"), b"not a directory").unwrap();
+                std::fs::write(env.path("state"), b"not a directory").unwrap();
+                run_unprivileged_if_root(&env, &cfg, &argv, body)
+            } else {
+                env.run(&argv, body)
+            }
+        }
+        Path_::QueueRun => {
+            // Spooled by the library, so the queue run makes the first try.
+            let q = smtpsend::queue::Queue::open(&env.path("queue")).unwrap();
+            let qualified = MIX.map(|r| {
+                if r.contains('@') {
+                    r.to_owned()
+                } else {
+                    format!("{r}@client.example")
+                }
+            });
+            q.spool(
+                &mut &b"Subject: paths\n\nbody\n"[..],
+                smtpsend::queue::NewMessage {
+                    profile: "default".into(),
+                    sender: "tester@client.example".into(),
+                    recipients: qualified.to_vec(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            env.run(&["-C", &cfg, "--queue-flush"], b"")
+        }
+        Path_::Bs => {
+            let mut session = String::from("EHLO mua\r\nMAIL FROM:<tester@client.example>\r\n");
+            for r in MIX {
+                session.push_str(&format!("RCPT TO:<{r}>\r\n"));
+            }
+            session.push_str("DATA\r\nSubject: paths\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+            let out = env.run(&["-C", &cfg, "-bs"], session.as_bytes());
+            let last_data_reply = out
+                .stdout
+                .lines()
+                .rfind(|l| l.starts_with("250 ") || l.starts_with("451") || l.starts_with("554"))
+                .unwrap_or("")
+                .to_owned();
+            // The verdict for the message is its reply's class.
+            let code = match &last_data_reply[..1.min(last_data_reply.len())] {
+                "2" => 0,
+                "4" => 75,
+                _ => 69,
+            };
+            Out { code, ..out }
+        }
+    };
+    let relayed = server
+        .map(|s| {
+            let t = s.finish();
+            let mut r: Vec<String> = t
+                .messages()
+                .iter()
+                .flat_map(|m| m.rcpt_addrs())
+                .map(str::to_owned)
+                .collect();
+            r.sort();
+            r
+        })
+        .unwrap_or_default();
+    let kept = queued_count(&env);
+    (
+        out.code,
+        maildir_recipients(&env),
+        relayed,
+        kept,
+        out.stderr,
+    )
+}
+
+#[test]
+fn every_delivery_path_sends_the_recipient_mix_to_the_same_places() {
+    let local = ["ops@lan.example", "root@localhost"];
+    let mut paths = vec![
+        Path_::NoQueue,
+        Path_::FirstAttempt,
+        Path_::QueueRun,
+        Path_::Bs,
+        Path_::SpoolUnwritable,
+    ];
+    if std::path::Path::new(smtpsend::queue::SYSTEM_DIR).is_dir() && !is_root() {
+        // The unwritable-spool case would spool there instead (as root it
+        // runs as nobody, who cannot write there).
+        eprintln!(
+            "not testing an unwritable spool: {} exists",
+            smtpsend::queue::SYSTEM_DIR
+        );
+        paths.pop();
+    }
+    // A relay: the local ones into the Maildir, the rest (the bare name is
+    // qualified with the profile domain, which is not a local one) to the
+    // relay; nothing stays queued.
+    for &path in &paths {
+        let (code, maildir, relayed, kept, err) = run_path(path, true);
+        assert_eq!(code, 0, "{path:?}: {err}");
+        assert_eq!(maildir, local, "{path:?}: {err}");
+        assert_eq!(
+            relayed,
+            ["far@example.net", "root@client.example"],
+            "{path:?}"
+        );
+        assert_eq!(kept, 0, "{path:?}");
+        if path == Path_::SpoolUnwritable {
+            assert!(err.contains("no writable queue directory"), "{err}");
+        }
+    }
+    // No relay: this machine's names are local too; the remote recipient
+    // stays queued where there is a queue, and is the caller's to keep
+    // (EX_TEMPFAIL) where there is none.
+    let local = ["ops@lan.example", "root@client.example", "root@localhost"];
+    for path in paths {
+        let (code, maildir, relayed, kept, err) = run_path(path, false);
+        assert_eq!(maildir, local, "{path:?}: {err}");
+        assert!(relayed.is_empty());
+        match path {
+            Path_::NoQueue | Path_::SpoolUnwritable => {
+                assert_eq!(code, 75, "{path:?}: {err}");
+                assert!(err.contains("no relay configured"), "{path:?}: {err}");
+                assert_eq!(kept, 0, "{path:?}");
+            }
+            _ => {
+                assert_eq!(code, 0, "{path:?}: {err}");
+                assert_eq!(kept, 1, "{path:?}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn dry_run_of_queue_runs_sends_nothing_and_bs_refuses_it() {
+    let env = Env::new();
+    // Queued while the relay is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = path_config(&env, Some(closed));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let out = env.run(&["-C", &cfg, "-i", "far@example.net"], b"Subject: q\n\nq\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(queued_count(&env), 1);
+
+    let server = ScriptedServer::start(Script::new().max_connections(3));
+    let cfg = path_config(&env, Some(server.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let run = env.run(&["-C", &cfg, "-q", "--dry-run"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("nothing to try"), "{}", run.stdout);
+    let flush = env.run(&["-C", &cfg, "--queue-flush", "--dry-run"], b"");
+    assert_eq!(flush.code, 0, "{}", flush.stderr);
+    assert!(
+        flush.stdout.contains("would try") && flush.stdout.contains("<far@example.net>"),
+        "{}",
+        flush.stdout
+    );
+    let bs = env.run(
+        &["-C", &cfg, "-bs", "--dry-run"],
+        b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<far@example.net>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    assert_eq!(bs.code, 64, "{}", bs.stderr);
+    assert!(bs.stdout.is_empty(), "{}", bs.stdout);
+    for bad in [
+        &["--dry-run", "--queue-delete", "x"][..],
+        &["--dry-run", "--serverinfo"],
+        &["-q", "--queue-list"],
+    ] {
+        let mut argv = vec!["-C", cfg.as_str()];
+        argv.extend(bad);
+        assert_eq!(env.run(&argv, b"").code, 64, "{bad:?}");
+    }
+    let t = server.finish();
+    assert!(t.connections.is_empty(), "the dry runs connected");
+    assert_eq!(queued_count(&env), 1);
+}
+
+#[test]
+fn serverinfo_takes_host_and_port_in_one() {
+    let server = ScriptedServer::start(Script::new());
+    let env = Env::new();
+    let target = format!("127.0.0.1:{}", server.port());
+    let out = env.run(&["--serverinfo", "--host", &target, "--tls", "none"], b"");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("relay: 127.0.0.1 port {}", server.port())),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("greeting: 220"), "{}", out.stdout);
+    server.finish();
+}
+
+#[test]
+fn a_panic_is_one_line_and_the_exit_of_a_queued_message() {
+    let server = ScriptedServer::start(Script::new().max_connections(4));
+    let env = Env::new();
+    let cfg = path_config(&env, Some(server.port()));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let msg = b"Subject: p\n\np\n";
+    let inject = |point: &str, args: &[&str]| {
+        let mut argv = vec!["-C", cfg.as_str(), "-i"];
+        argv.extend(args);
+        env.run_env(&argv, msg, &[("SMTPSEND_INJECT_PANIC", point)])
+    };
+    // After spooling: safe in the queue, so success with one line.
+    let out = inject("after-spool", &["far@example.net"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error")
+            && out.stderr.contains("kept in the queue, queued as"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1);
+    // Before anything was kept: EX_TEMPFAIL, never 101.
+    let out = inject("before-spool", &["--no-queue", "far@example.net"]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("not queued"), "{}", out.stderr);
+
+    // A poison entry in a queue run: the others are delivered, it stays.
+    let q = smtpsend::queue::Queue::open(&env.path("queue")).unwrap();
+    for sender in [
+        "a@client.example",
+        "poison@client.example",
+        "c@client.example",
+    ] {
+        q.spool(
+            &mut &b"Subject: q\n\nq\n"[..],
+            smtpsend::queue::NewMessage {
+                profile: "default".into(),
+                sender: sender.into(),
+                recipients: vec!["far@example.net".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(queued_count(&env), 4);
+    let out = env.run_env(
+        &["-C", &cfg, "--queue-flush"],
+        b"",
+        &[("SMTPSEND_INJECT_PANIC", "queue-entry:poison@client.example")],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("internal error on 1 queued message"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(queued_count(&env), 1, "{}", out.stderr);
+    let t = server.finish();
+    let senders: Vec<&str> = t.messages().iter().map(|m| m.sender_addr()).collect();
+    assert_eq!(senders.len(), 3, "{senders:?}");
+    assert!(!senders.contains(&"poison@client.example"), "{senders:?}");
+}
+
+#[test]
+fn protocol_bdat_and_json_log_flags() {
+    let env = Env::new();
+    let log = env.path("log.json");
+    let log_arg = log.to_str().unwrap().to_owned();
+    let body = b"Subject: f\n\nf\n";
+
+    // BDAT by default when CHUNKING is offered; --no-bdat sends DATA.
+    let server = ScriptedServer::start(Script::new().with_cap("CHUNKING").max_connections(2));
+    let mut argv = relay_args(&server);
+    argv.extend(
+        [
+            "--no-queue",
+            "--log-format",
+            "json",
+            "-X",
+            &log_arg,
+            "-i",
+            "b@example.org",
+        ]
+        .map(String::from),
+    );
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut with_no_bdat = argv.clone();
+    with_no_bdat.insert(0, "--no-bdat");
+    let out = env.run(&with_no_bdat, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    let m = t.messages();
+    assert!(m[0].bdat_chunks.is_some(), "the first went with DATA");
+    assert!(m[1].bdat_chunks.is_none(), "--no-bdat went with BDAT");
+
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    for l in lines.lines() {
+        assert!(
+            l.starts_with("{\"time\":") && l.contains("\"status\":\"sent\"") && l.ends_with("]}"),
+            "{l}"
+        );
+    }
+
+    // --protocol lmtp speaks LHLO.
+    let server = ScriptedServer::start(Script::new().lhlo());
+    let mut argv = relay_args(&server);
+    argv.extend(["--no-queue", "--protocol", "lmtp", "-i", "b@example.org"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, body);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let t = server.finish();
+    assert_eq!(t.conn().verbs().first().map(String::as_str), Some("LHLO"));
+    assert_eq!(t.accepted(), 1);
 }

@@ -96,22 +96,23 @@ impl<R: Read> Read for DotStop<R> {
     }
 }
 
-/// A message written to an unnamed temporary file, with what the engine
+/// A message copied to an unnamed temporary file (not the queue: that is
+/// [`crate::queue::Spooled`]), with what the engine
 /// needs to know before MAIL FROM.
-pub struct Spooled {
+pub struct TempMessage {
     file: File,
     pub info: BodyInfo,
     /// Bytes as stored (before CRLF normalisation).
     pub stored: u64,
 }
 
-impl Spooled {
+impl TempMessage {
     /// Copies `input` to a temporary file while scanning it.
-    pub fn from_reader(input: &mut dyn Read) -> io::Result<Spooled> {
+    pub fn from_reader(input: &mut dyn Read) -> io::Result<TempMessage> {
         let mut file = tempfile::tempfile()?;
         let (info, stored) = copy_scanning(input, &mut file)?;
         file.sync_data()?;
-        Ok(Spooled { file, info, stored })
+        Ok(TempMessage { file, info, stored })
     }
 
     /// A reader positioned at the start.

@@ -1,39 +1,54 @@
-//! The binary's plan and its execution: argv → plan (profile, envelope,
-//! message) → spooled message → delivery → outcome.
+//! The binary's work, in one direction: argv → [`Invocation`] (a mode and
+//! typed settings, resolved once) → for a message, a [`Plan`] (profile,
+//! envelope, header block) → spool → [`deliver`](deliver::deliver) →
+//! outcome → report or failure.
+//!
+//! - [`invocation`]: the only reader of the clap `Args`.
+//! - [`plan`]: the profile, envelope and header block of one message.
+//! - [`deliver`]: the one delivery, for every path: direct, first attempt,
+//!   `-q`, `-bs`; [`local`] holds the local/remote rule and the Maildir.
+//! - [`queued`]: the queue as storage around it.
+//! - [`relay`]: reaching the relay (failover, TLS, AUTH), `--serverinfo`.
+//! - [`input`]: reading the message as sendmail does.
 //!
 //! Like the engine, this never prints to the terminal by itself and never
 //! exits: it returns a [`Report`] of what happened (notices for standard
 //! error, output for standard output) or a [`Failure`] that carries its
 //! sysexits code and one line for the user. `main.rs` does the printing.
 
-pub mod bs;
+pub mod deliver;
 pub mod input;
+pub mod invocation;
+pub mod local;
+pub mod panic;
 pub mod plan;
 pub mod queued;
 pub mod relay;
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::cli::{Args, Personality};
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::exit::{self, Sysexit};
-use crate::message::{self, MessageError};
 use crate::smtp::Error;
+use crate::smtp::server;
 
-pub use input::Spooled;
+pub use deliver::{Outcome, Sessions};
+pub use input::TempMessage;
+pub use invocation::{Invocation, Mode, Settings, Source, Submission};
 pub use plan::Plan;
 
 /// A failure the user must hear about: one line and an exit code.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub exit: Sysexit,
     pub message: String,
-    /// Whether the relay refused the message itself, for good (a 5xx to
-    /// MAIL, RCPT or the data): such a message goes to dead.letter. Every
-    /// other failure of a queued message keeps it queued.
-    pub refused_by_relay: bool,
+    /// Whether trying again cannot help: the relay refused the message
+    /// itself for good (a 5xx to MAIL, RCPT or the data, too large, a
+    /// feature it needs missing). Such a message goes to dead.letter;
+    /// every other failure of a queued message keeps it queued.
+    pub permanent: bool,
 }
 
 impl Failure {
@@ -41,7 +56,7 @@ impl Failure {
         Failure {
             exit,
             message: message.into(),
-            refused_by_relay: false,
+            permanent: false,
         }
     }
 
@@ -51,37 +66,25 @@ impl Failure {
         if let Some(h) = exit::hint(e) {
             message.push_str(&format!(" ({h})"));
         }
-        let refused_by_relay = !e.is_transient()
-            && matches!(
-                e,
-                Error::SenderRefused { .. }
-                    | Error::RecipientsRefused(_)
-                    | Error::Data(_)
-                    | Error::MessageTooLarge { .. }
-                    | Error::InvalidInput(_)
-            )
-            || matches!(e, Error::NotSupported(m) if m.contains("SMTPUTF8"));
-        Failure {
-            refused_by_relay,
-            ..Failure::new(exit::for_smtp(e), message)
-        }
+        Failure::new(Sysexit::from(e), message)
     }
 }
 
-impl From<ConfigError> for Failure {
-    fn from(e: ConfigError) -> Self {
-        Failure::new(e.kind(), e.to_string())
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Failure::new(Sysexit::from(&e), e.to_string())
     }
 }
 
-impl From<MessageError> for Failure {
-    fn from(e: MessageError) -> Self {
-        let exit = match e.kind() {
-            message::Kind::Data => Sysexit::DataErr,
-            message::Kind::Io => Sysexit::IoErr,
-            message::Kind::Argument => Sysexit::Usage,
-        };
-        Failure::new(exit, format!("{e}: nothing was sent"))
+impl From<crate::queue::QueueError> for Failure {
+    fn from(e: crate::queue::QueueError) -> Self {
+        Failure::new(Sysexit::from(&e), e.to_string())
+    }
+}
+
+impl From<crate::message::MessageError> for Failure {
+    fn from(e: crate::message::MessageError) -> Self {
+        Failure::new(Sysexit::from(&e), format!("{e}: nothing was sent"))
     }
 }
 
@@ -101,34 +104,15 @@ pub struct Report {
     pub reply: Option<String>,
 }
 
-/// `--strict-recipients`: a partial refusal becomes EX_NOUSER.
-pub(crate) fn strict_refusal(
-    args: &Args,
-    refused: usize,
-    total: usize,
-    notices: &[String],
-) -> Option<Failure> {
-    (refused > 0 && args.strict_recipients).then(|| {
-        Failure::new(
-            Sysexit::NoUser,
-            format!(
-                "{refused} of {total} recipients refused (--strict-recipients): {}",
-                notices.join("; ")
-            ),
-        )
-    })
-}
-
 /// Where the transcript of a session goes (standard error in the binary).
 pub type DebugSink = Box<dyn Write + Send>;
 
-/// A transcript writer shared by several sessions (`-bs` relays each
-/// message in its own session).
+/// A transcript writer shared by several sessions.
 #[derive(Clone)]
-struct SharedSink(Arc<Mutex<DebugSink>>);
+pub(crate) struct SharedSink(Arc<Mutex<DebugSink>>);
 
 impl SharedSink {
-    fn new(sink: DebugSink) -> Self {
+    pub(crate) fn new(sink: DebugSink) -> Self {
         SharedSink(Arc::new(Mutex::new(sink)))
     }
 }
@@ -142,109 +126,132 @@ impl Write for SharedSink {
     }
 }
 
-/// How long `-bs` waits for the client's next line when no `--timeout`
-/// is given (Postfix's smtpd_timeout).
-pub const BS_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
 /// Runs one invocation. `stdin` carries the message (or, with `-bs`, the
 /// SMTP conversation whose replies go to `stdout`).
 pub fn run(
-    personality: Personality,
-    args: &Args,
+    inv: &Invocation,
     stdin: Box<dyn Read + Send>,
     stdout: &mut dyn Write,
     debug: DebugSink,
 ) -> Result<Report, Failure> {
-    if personality == Personality::Newaliases || args.mode.as_deref() == Some("i") {
-        return Ok(Report {
+    let settings = &inv.settings;
+    if matches!(inv.mode, Mode::QueueRun { .. }) {
+        // Issue 12: root's runner re-executes us as a user: become them
+        // before reading any configuration.
+        queued::become_queue_owner()?;
+    }
+    let config = match inv.mode {
+        Mode::Newaliases => None,
+        _ => Config::discover(settings.config.as_deref())?,
+    };
+    let config = config.as_ref();
+    let mut sessions = Sessions::new(settings.debug_level, debug);
+    match &inv.mode {
+        Mode::Newaliases => Ok(Report {
             notices: vec![
                 "no aliases database to rebuild: aliases live in the [aliases] table of the configuration file"
                     .into(),
             ],
             ..Report::default()
-        });
-    }
-    if args.queue_run || args.queue_flush {
-        // Issue 12: root's runner re-executes us as a user: become them
-        // before reading any configuration.
-        queued::become_queue_owner()?;
-    }
-    let config = Config::discover(args.config.as_deref())?;
-    if personality == Personality::Mailq || args.mode.as_deref() == Some("p") || args.queue_list {
-        return queued::list_queue(config.as_ref());
-    }
-    if let Some(id) = &args.queue_delete {
-        return queued::delete(config.as_ref(), id);
-    }
-    if args.queue_run || args.queue_flush {
-        return queued::run_queue(args, config.as_ref(), debug);
-    }
-    if args.serverinfo {
-        let profile = plan::choose_profile(args, config.as_ref(), None)?;
-        return relay::serverinfo(&profile, args, debug);
-    }
-    if args.mode.as_deref() == Some("s") {
-        let idle = args
-            .timeout
-            .map_or(BS_IDLE_TIMEOUT, std::time::Duration::from_secs);
-        let timed = input::TimedReader::spawn(stdin, idle);
-        return serve_smtp(args, config.as_ref(), Box::new(timed), stdout, debug);
-    }
-    let mut stdin = stdin;
-    let mut input: Box<dyn Read> = match &args.file {
-        Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
-            Failure::new(
-                Sysexit::NoInput,
-                format!("cannot open {}: {e}", path.display()),
+        }),
+        Mode::QueueList => queued::list_queue(config),
+        Mode::QueueDelete(id) => queued::delete(config, id),
+        Mode::QueueRun { flush } => queued::run_queue(
+            config,
+            &settings.overrides,
+            *flush,
+            settings.dry_run,
+            settings.verbose,
+            &mut sessions,
+        ),
+        Mode::ServerInfo => {
+            let profile = plan::choose_profile(settings, config, None, None)?;
+            relay::serverinfo(&profile, settings.debug_level, Box::new(sessions.sink()))
+        }
+        Mode::ServeStdin { idle, template } => {
+            let timed = input::TimedReader::spawn(stdin, *idle);
+            serve_smtp(
+                settings,
+                template,
+                config,
+                Box::new(timed),
+                stdout,
+                &mut sessions,
             )
-        })?),
-        None if args.dot_ends_message() => Box::new(input::DotStop::new(&mut stdin)),
-        None => Box::new(&mut stdin),
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, &mut input);
-    send_one(args, config.as_ref(), &mut reader, debug)
+        }
+        Mode::Send(sub) => {
+            let mut stdin = stdin;
+            let mut input: Box<dyn Read> = match &sub.source {
+                Source::File(path) => Box::new(std::fs::File::open(path).map_err(|e| {
+                    Failure::new(
+                        Sysexit::NoInput,
+                        format!("cannot open {}: {e}", path.display()),
+                    )
+                })?),
+                Source::Stdin { dot_ends: true } => Box::new(input::DotStop::new(&mut stdin)),
+                Source::Stdin { dot_ends: false } | Source::Stream => Box::new(&mut stdin),
+            };
+            let mut reader = BufReader::with_capacity(64 * 1024, &mut input);
+            send(settings, sub, config, &mut reader, &mut sessions)
+        }
+    }
 }
 
-/// Plans, spools, delivers and logs one message.
-fn send_one(
-    args: &Args,
+/// Plans, spools, delivers and logs one message: the path every message
+/// takes, from the command line or from `-bs`.
+pub fn send(
+    settings: &Settings,
+    sub: &Submission,
     config: Option<&Config>,
-    reader: &mut dyn std::io::BufRead,
-    debug: DebugSink,
+    reader: &mut dyn BufRead,
+    sessions: &mut Sessions,
 ) -> Result<Report, Failure> {
     let started = Instant::now();
-    let mut plan = Plan::build(args, config, reader)?;
-    if args.no_queue {
-        plan.profile.queue = false;
+    let plan = Plan::build(settings, sub, config, reader)?;
+    if settings.dry_run {
+        let mut msg = plan.buffer(reader)?;
+        return plan.dry_run(&mut msg);
     }
-    let (size, mut result) = if args.dry_run {
-        let mut spooled = plan.spool(reader)?;
-        return plan.dry_run(&mut spooled);
-    } else if plan.profile.queue {
+    let strict = settings.strict_recipients;
+    panic::fault_point("before-spool", "");
+    let spooled = if plan.profile.queue {
         // Spool first: the message is on disk before a byte goes out.
-        let sink = SharedSink::new(debug);
-        match queued::send_queued(&plan, args, config, reader, Box::new(sink.clone())) {
-            Ok(Some(first)) => first,
-            Ok(None) => {
-                // No queue directory can be written: deliver directly, and
-                // let a failure's exit code tell the caller to keep it.
-                let mut spooled = plan.spool(reader)?;
-                let size = spooled.info.size;
-                let mut r = plan.deliver(args, &mut spooled, Box::new(sink));
-                if let Ok(rep) = &mut r {
-                    rep.notices
-                        .push("no writable queue directory: delivered directly".into());
-                }
-                (size, r)
-            }
-            Err(f) => (0, Err(f)),
-        }
+        queued::spool(&plan, reader)
     } else {
-        let mut spooled = plan.spool(reader)?;
-        let size = spooled.info.size;
-        (size, plan.deliver(args, &mut spooled, debug))
+        Ok(None)
     };
-    if let Some(notice) = log_outcome(args, &plan, size, &result, started) {
+    let (size, mut result) = match spooled {
+        Ok(Some((q, spooled))) => {
+            let size = spooled.info.size;
+            panic::fault_point("after-spool", "");
+            let r = queued::first_attempt(
+                &q,
+                spooled,
+                &plan,
+                config,
+                &settings.overrides,
+                strict,
+                sessions,
+            );
+            (size, r)
+        }
+        Ok(None) => {
+            // Not queued (--no-queue, or no queue directory can be
+            // written): deliver directly, and let a failure's exit code
+            // tell the caller to keep the message.
+            let mut msg = plan.buffer(reader)?;
+            let size = msg.info.size;
+            let outcome = deliver::deliver(&plan.profile, &plan.envelope, &mut msg, sessions, true);
+            let mut r = outcome.into_result(strict);
+            if let (Ok(rep), true) = (&mut r, plan.profile.queue) {
+                rep.notices
+                    .push("no writable queue directory: delivered directly".into());
+            }
+            (size, r)
+        }
+        Err(f) => (0, Err(f)),
+    };
+    if let Some(notice) = log_outcome(settings, &plan, size, &result, started) {
         match &mut result {
             Ok(r) => r.notices.push(notice),
             Err(f) => f.message.push_str(&format!(" ({notice})")),
@@ -257,7 +264,7 @@ fn send_one(
 /// returns a notice if logging had to fall back. Logging never fails a
 /// send.
 fn log_outcome(
-    args: &Args,
+    settings: &Settings,
     plan: &Plan,
     size: u64,
     result: &Result<Report, Failure>,
@@ -265,7 +272,7 @@ fn log_outcome(
 ) -> Option<String> {
     use crate::config::LogTarget;
     use crate::log::{Entry, Status, Target};
-    let target = match (&args.log_file, &plan.profile.log) {
+    let target = match (&settings.log_file, &plan.profile.log) {
         (Some(f), _) => Target::File(f.clone()),
         (None, Some(LogTarget::File(f))) => Target::File(f.clone()),
         (None, Some(LogTarget::Syslog)) => Target::Syslog,
@@ -288,7 +295,11 @@ fn log_outcome(
         ),
     };
     let entry = Entry {
-        tag: args.log_tag.as_deref().unwrap_or(crate::log::DEFAULT_TAG),
+        format: plan.profile.log_format,
+        tag: settings
+            .log_tag
+            .as_deref()
+            .unwrap_or(crate::log::DEFAULT_TAG),
         profile: &plan.profile.name,
         relay,
         sender: &plan.envelope.from,
@@ -301,51 +312,53 @@ fn log_outcome(
     crate::log::write_or_fallback(&target, &entry)
 }
 
-/// `-bs`: SMTP on standard input and output; each accepted message is
-/// planned and delivered like one given on the command line, with the
-/// conversation's envelope.
+/// `-bs`: SMTP on standard input and output ([`server`]); each accepted
+/// message is a [`Submission`] made from `template` with the
+/// conversation's envelope, sent by [`send`] like one from the command
+/// line.
 fn serve_smtp(
-    args: &Args,
+    settings: &Settings,
+    template: &Submission,
     config: Option<&Config>,
     stdin: Box<dyn Read>,
     stdout: &mut dyn Write,
-    debug: DebugSink,
+    sessions: &mut Sessions,
 ) -> Result<Report, Failure> {
     let hostname = config
-        .and_then(|c| c.select(args.profile.as_deref(), None).ok())
+        .and_then(|c| c.select(settings.profile.as_deref(), None).ok())
         .and_then(|p| p.domain)
+        .or_else(|| settings.overrides.domain.clone())
         .or_else(crate::hostname::fqdn)
         .unwrap_or_else(|| "localhost".into());
-    let sink = SharedSink::new(debug);
     let mut notices = Vec::new();
-    let mut deliver = |a: bs::Accepted<'_>| -> bs::Verdict {
-        let mut one = args.clone();
-        one.from = Some(if a.sender.is_empty() {
-            "<>".into()
-        } else {
-            a.sender.clone()
-        });
-        one.from_long = None;
-        one.recipients = a.recipients.clone();
-        one.read_recipients = false;
-        one.ignore_dots = true;
-        one.mode = None;
+    let mut deliver = |a: server::Accepted<'_>| -> server::Verdict {
+        let sub = Submission {
+            sender: Some(if a.sender.is_empty() {
+                "<>".into()
+            } else {
+                a.sender.clone()
+            }),
+            recipients: a.recipients.clone(),
+            read_recipients: false,
+            source: Source::Stream,
+            ..template.clone()
+        };
         let mut body = BufReader::new(a.body);
-        match send_one(&one, config, &mut body, Box::new(sink.clone())) {
+        match send(settings, &sub, config, &mut body, sessions) {
             Ok(r) => {
                 let text = r.notices.join("; ");
                 notices.extend(r.notices);
-                bs::Verdict::Accepted(format!(
+                server::Verdict::Accepted(format!(
                     "2.0.0 {}",
                     if text.is_empty() { "sent" } else { &text }
                 ))
             }
-            Err(f) if f.exit == Sysexit::TempFail => bs::Verdict::Temporary(f.message),
-            Err(f) => bs::Verdict::Permanent(f.message),
+            Err(f) if f.exit == Sysexit::TempFail => server::Verdict::Temporary(f.message),
+            Err(f) => server::Verdict::Permanent(f.message),
         }
     };
     let mut input = BufReader::new(stdin);
-    if let Err(e) = bs::serve(&mut input, stdout, &hostname, &mut deliver) {
+    if let Err(e) = server::serve(&mut input, stdout, &hostname, &mut deliver) {
         if e.kind() == std::io::ErrorKind::TimedOut {
             let _ = write!(stdout, "421 4.4.2 {hostname} Error: timeout exceeded\r\n");
             let _ = stdout.flush();

@@ -18,18 +18,15 @@
 
 use std::io::{BufRead, Cursor, Read};
 
-use super::input::Spooled;
-use super::relay;
-use super::{DebugSink, Failure, Report};
-use crate::cli::Args;
-use crate::config::{Auth, Config, Overrides, Profile, Target, Transport};
+use super::input::TempMessage;
+use super::invocation::{Settings, Submission};
+use super::{Failure, Report, local};
+use crate::config::{Config, Profile, Target, TlsMode, Transport};
 use crate::exit::Sysexit;
-use crate::message::{
-    self, Completion, DateStamp, HeaderBlock, MAX_HEADER_BYTES, Originator, localtime,
-};
+use crate::message::{self, Completion, DateStamp, HeaderBlock, MAX_HEADER_BYTES, Originator};
+use crate::smtp::Envelope;
 use crate::smtp::command::addr_only;
-use crate::smtp::{Dsn, Envelope};
-use crate::{hostname, identity, maildir};
+use crate::{hostname, identity};
 
 /// Everything decided about one message.
 pub struct Plan {
@@ -41,50 +38,28 @@ pub struct Plan {
     pub domain: String,
 }
 
-/// The command-line options that override a profile.
-pub fn overrides(args: &Args) -> Result<Overrides, Failure> {
-    let auth = args
-        .auth
-        .as_deref()
-        .map(|a| a.parse::<Auth>())
-        .transpose()
-        .map_err(|e| Failure::new(Sysexit::Usage, format!("--auth: {e}")))?;
-    Ok(Overrides {
-        host: args.host.clone(),
-        port: args.port,
-        tls: args.tls,
-        tls_verify: args.tls_verify,
-        tls_ca_file: args.tls_ca_file.clone(),
-        auth,
-        user: args.user.clone(),
-        password_command: args.password_command.clone(),
-        from: args.sender().map(str::to_owned),
-        domain: args.domain.clone(),
-        timeout: args.timeout,
-        read_envelope_from: args.read_envelope_from.then_some(true),
-    })
-}
-
 /// The profile: `-a`, else the one whose `from` matches the sender, else
 /// the default; then the command line's options over it. Without a
 /// configuration file, the flags alone.
 pub fn choose_profile(
-    args: &Args,
+    settings: &Settings,
     config: Option<&Config>,
     sender: Option<&str>,
+    explicit_from: Option<&str>,
 ) -> Result<Profile, Failure> {
-    let o = overrides(args)?;
+    let mut o = settings.overrides.clone();
+    o.from = explicit_from.map(str::to_owned);
     match config {
         Some(c) => {
-            let mut p = c.select(args.profile.as_deref(), sender)?;
+            let mut p = c.select(settings.profile.as_deref(), sender)?;
             p.apply_overrides(&o)?;
             Ok(p)
         }
-        None if args.profile.is_some() => Err(Failure::new(
+        None if settings.profile.is_some() => Err(Failure::new(
             Sysexit::Config,
             format!(
                 "profile {:?} asked for, but no configuration file was found (give -C FILE or set SMTPSEND_CONFIG)",
-                args.profile.as_deref().unwrap_or_default()
+                settings.profile.as_deref().unwrap_or_default()
             ),
         )),
         None => Ok(Profile::from_overrides(&o)?),
@@ -110,7 +85,8 @@ impl Plan {
     /// Reads the header block from `input` (leaving the body there) and
     /// decides everything.
     pub fn build(
-        args: &Args,
+        settings: &Settings,
+        sub: &Submission,
         config: Option<&Config>,
         input: &mut dyn BufRead,
     ) -> Result<Plan, Failure> {
@@ -125,7 +101,7 @@ impl Plan {
                 "the message is empty: nothing was sent",
             ));
         }
-        let extracted = if args.read_recipients || args.read_envelope_from {
+        let extracted = if sub.read_recipients || sub.read_envelope_from {
             Some(message::extract_envelope(&headers)?)
         } else {
             None
@@ -133,27 +109,22 @@ impl Plan {
         let header_sender = extracted
             .as_ref()
             .and_then(|e| e.sender.clone())
-            .filter(|_| args.read_envelope_from);
-        // Raw argv first: a control character means the caller's string is
-        // not one address, whatever a parser would make of it.
-        for raw in args
-            .sender()
-            .into_iter()
-            .chain(args.recipients.iter().map(String::as_str))
-        {
-            crate::smtp::command::check_line_safe("address", raw)
-                .map_err(|e| Failure::new(Sysexit::Usage, format!("{e}: nothing was sent")))?;
-        }
-        let explicit = args.sender().map(bare_address);
+            .filter(|_| sub.read_envelope_from);
+        let explicit = sub.sender.as_deref().map(bare_address);
         let selecting = explicit.clone().or(header_sender);
-        let profile = choose_profile(args, config, selecting.as_deref())?;
+        let profile = choose_profile(
+            settings,
+            config,
+            selecting.as_deref(),
+            sub.sender.as_deref(),
+        )?;
         let domain = profile
             .domain
             .clone()
             .or_else(hostname::fqdn)
             .unwrap_or_else(|| "localhost.localdomain".into());
 
-        let read_from = profile.read_envelope_from || args.read_envelope_from;
+        let read_from = profile.read_envelope_from || sub.read_envelope_from;
         let header_sender = if read_from && explicit.is_none() && profile.from.is_none() {
             match &extracted {
                 Some(e) => e.sender.clone(),
@@ -168,11 +139,11 @@ impl Plan {
             .unwrap_or_else(identity::login_name);
         let sender = qualify(&sender, &domain);
 
-        let mut wanted: Vec<String> = args.recipients.iter().map(|r| addr_only(r)).collect();
-        if args.read_recipients {
+        let mut wanted: Vec<String> = sub.recipients.iter().map(|r| addr_only(r)).collect();
+        if sub.read_recipients {
             wanted.extend(extracted.iter().flat_map(|e| e.recipients.iter().cloned()));
         }
-        let mut recipients: Vec<String> = Vec::new();
+        let mut recipients = message::RecipientList::default();
         for r in wanted.iter().filter(|r| !r.is_empty()) {
             let targets = match config {
                 Some(c) => c.aliases().resolve(r)?,
@@ -184,26 +155,25 @@ impl Plan {
                     Target::Address(a) => a,
                     Target::Unqualified(a) => qualify(&a, &domain),
                 };
-                if !recipients.iter().any(|x| x.eq_ignore_ascii_case(&addr)) {
-                    recipients.push(addr);
-                }
+                recipients.push(addr);
             }
         }
         if recipients.is_empty() {
             return Err(Failure::new(
                 Sysexit::Usage,
-                if args.read_recipients {
+                if sub.read_recipients {
                     "no recipients: the message has no To, Cc or Bcc and none were given on the command line"
                 } else {
                     "no recipients given: name at least one recipient address, or use -t to read them from the message"
                 },
             ));
         }
+        let recipients = recipients.into_vec();
 
         // Nothing that cannot be an address reaches the spool: a CR, LF or
         // space smuggled into -f or a recipient is refused here.
-        for (addr, from_argv) in std::iter::once((&sender, args.sender().is_some()))
-            .chain(recipients.iter().map(|r| (r, !args.read_recipients)))
+        for (addr, from_argv) in std::iter::once((&sender, sub.sender.is_some()))
+            .chain(recipients.iter().map(|r| (r, !sub.read_recipients)))
         {
             if let Err(e) = crate::smtp::command::quoteaddr(addr) {
                 return Err(Failure::new(
@@ -216,29 +186,18 @@ impl Plan {
                 ));
             }
         }
-        transform_headers(&mut headers, &profile, args, &sender, &domain)?;
+        transform_headers(&mut headers, &profile, sub, &sender, &domain)?;
 
-        let dsn =
-            (args.notify.is_some() || args.ret.is_some() || args.envid.is_some()).then(|| Dsn {
-                notify: args
-                    .notify
-                    .as_deref()
-                    .map(|n| {
-                        n.split(',')
-                            .map(|s| s.trim().to_ascii_uppercase())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                ret: args.ret.as_deref().map(str::to_ascii_uppercase),
-                envid: args.envid.clone(),
-                orcpt: false,
-            });
+        let mut profile = profile;
+        if settings.no_queue {
+            profile.queue = false;
+        }
         Ok(Plan {
             profile,
             envelope: Envelope {
                 from: sender,
                 to: recipients,
-                dsn,
+                dsn: sub.dsn.clone(),
                 ..Envelope::default()
             },
             headers: headers.to_bytes(),
@@ -246,59 +205,56 @@ impl Plan {
         })
     }
 
-    /// Writes the transmitted header block and the rest of `body` to the
-    /// spool.
-    pub fn spool(&self, body: &mut dyn Read) -> Result<Spooled, Failure> {
+    /// Copies the transmitted header block and the rest of `body` to a
+    /// temporary file (for `--dry-run` and direct delivery).
+    pub fn buffer(&self, body: &mut dyn Read) -> Result<TempMessage, Failure> {
         let mut whole = Cursor::new(&self.headers).chain(body);
-        Spooled::from_reader(&mut whole)
-            .map_err(|e| Failure::new(Sysexit::IoErr, format!("cannot spool the message: {e}")))
+        TempMessage::from_reader(&mut whole)
+            .map_err(|e| Failure::new(Sysexit::IoErr, format!("cannot copy the message: {e}")))
     }
 
-    /// Whether the message stays on this machine.
-    pub fn is_local(&self) -> bool {
-        match self.profile.transport {
-            Transport::Maildir => true,
-            Transport::Smtp | Transport::Lmtp => self.profile.hosts.is_empty(),
-        }
-    }
-
-    /// `--dry-run`: what would happen, on standard output.
-    pub fn dry_run(&self, spooled: &mut Spooled) -> Result<Report, Failure> {
+    /// `--dry-run`: what would happen, on standard output, in words.
+    pub fn dry_run(&self, msg: &mut TempMessage) -> Result<Report, Failure> {
         let p = &self.profile;
         let mut out = String::new();
         out.push_str(&format!("profile: {}\n", p.name));
-        if self.is_local() {
+        let (local, remote): (Vec<&String>, Vec<&String>) =
+            self.envelope.to.iter().partition(|a| local::is_local(a, p));
+        if !local.is_empty() {
             out.push_str(&format!(
-                "transport: maildir {}\n",
-                local_maildir(p)
+                "local delivery: Maildir {}\n",
+                local::maildir_root(p)
                     .map(|m| m.display().to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_else(|| "(no home directory)".into())
             ));
-        } else {
-            out.push_str(&format!(
-                "transport: {:?} {} port {} tls {:?}\n",
-                p.transport,
-                p.hosts.join(", "),
-                p.effective_port(),
-                p.tls
-            ));
-            out.push_str(&format!(
-                "auth: {}{}\n",
-                p.auth,
-                p.user
-                    .as_deref()
-                    .map(|u| format!(" as {u}"))
-                    .unwrap_or_default()
-            ));
+        }
+        if !remote.is_empty() {
+            if p.hosts.is_empty() {
+                out.push_str("transport: none configured (remote recipients are queued)\n");
+            } else {
+                out.push_str(&format!("transport: {}\n", describe_transport(p)));
+                out.push_str(&format!(
+                    "auth: {}{}\n",
+                    p.auth,
+                    p.user
+                        .as_deref()
+                        .map(|u| format!(" as {u}"))
+                        .unwrap_or_default()
+                ));
+            }
         }
         out.push_str(&format!("sender: <{}>\n", self.envelope.from));
         for r in &self.envelope.to {
-            out.push_str(&format!("recipient: <{r}>\n"));
+            let how = if local::is_local(r, p) {
+                "local"
+            } else {
+                "relay"
+            };
+            out.push_str(&format!("recipient: <{r}> ({how})\n"));
         }
-        out.push_str(&format!("size: {} bytes\n\n", spooled.info.size));
+        out.push_str(&format!("size: {} bytes\n\n", msg.info.size));
         let mut text = Vec::new();
-        spooled
-            .reader()
+        msg.reader()
             .and_then(|r| r.read_to_end(&mut text))
             .map_err(|e| Failure::new(Sysexit::IoErr, format!("cannot reread the message: {e}")))?;
         out.push_str(&String::from_utf8_lossy(&text));
@@ -307,72 +263,36 @@ impl Plan {
             ..Report::default()
         })
     }
-
-    /// Delivers: into the Maildir, or through the relay.
-    pub fn deliver(
-        &self,
-        args: &Args,
-        spooled: &mut Spooled,
-        debug: DebugSink,
-    ) -> Result<Report, Failure> {
-        if self.is_local() {
-            return self.deliver_locally(spooled);
-        }
-        relay::deliver(self, args, spooled, debug)
-    }
-
-    fn deliver_locally(&self, spooled: &mut Spooled) -> Result<Report, Failure> {
-        let root = local_maildir(&self.profile).ok_or_else(|| {
-            Failure::new(
-                Sysexit::Config,
-                "no relay configured and no home directory for ~/Maildir: set MAILDIR or give --host",
-            )
-        })?;
-        let prefix = format!(
-            "Return-Path: <{}>\nDelivered-To: {}\n",
-            self.envelope.from,
-            self.envelope.to.join(", ")
-        );
-        let reader = spooled.reader().map_err(|e| {
-            Failure::new(
-                Sysexit::IoErr,
-                format!("cannot reread the spooled message: {e}"),
-            )
-        })?;
-        let path = maildir::deliver(&root, prefix.as_bytes(), reader).map_err(|e| {
-            Failure::new(
-                Sysexit::CantCreate,
-                format!(
-                    "cannot deliver into {}: {e} (set MAILDIR to a writable Maildir, or configure a relay)",
-                    root.display()
-                ),
-            )
-        })?;
-        let note = if self.profile.transport == Transport::Maildir {
-            format!("delivered to {}", path.display())
-        } else {
-            format!(
-                "no relay configured: delivered locally to {} (give --host, or a configuration file, to send through a relay)",
-                path.display()
-            )
-        };
-        Ok(Report {
-            notices: vec![note],
-            status: Some(crate::log::Status::Local),
-            reply: Some(path.display().to_string()),
-            ..Report::default()
-        })
-    }
 }
 
-fn local_maildir(p: &Profile) -> Option<std::path::PathBuf> {
-    p.maildir.clone().or_else(maildir::default_path)
+/// `SMTP smtp.example.com:587 (STARTTLS)`: the relay as a person reads it.
+pub fn describe_transport(p: &Profile) -> String {
+    let protocol = match p.transport {
+        Transport::Lmtp => "LMTP",
+        _ => "SMTP",
+    };
+    let hosts: Vec<String> = p
+        .hosts
+        .iter()
+        .map(|h| match super::relay::dial(h, p) {
+            Ok((name, Some(port))) if name.contains(':') => format!("[{name}]:{port}"),
+            Ok((name, Some(port))) => format!("{name}:{port}"),
+            Ok((name, None)) => name,
+            Err(_) => h.clone(),
+        })
+        .collect();
+    let security = match p.tls {
+        TlsMode::None => "no TLS",
+        TlsMode::Starttls => "STARTTLS",
+        TlsMode::Tls => "TLS",
+    };
+    format!("{protocol} {} ({security})", hosts.join(", then "))
 }
 
 fn transform_headers(
     headers: &mut HeaderBlock,
     profile: &Profile,
-    args: &Args,
+    sub: &Submission,
     sender: &str,
     domain: &str,
 ) -> Result<(), Failure> {
@@ -380,8 +300,6 @@ fn transform_headers(
     if profile.qualify_headers {
         message::qualify_headers(headers, domain)?;
     }
-    let now = DateStamp::now(0).unix_seconds;
-    let offset = localtime::local_offset(now);
     let from_addr = if sender.is_empty() {
         qualify(&identity::login_name(), domain)
     } else {
@@ -389,13 +307,10 @@ fn transform_headers(
     };
     let completion = Completion {
         from: profile.add_from.then(|| Originator {
-            full_name: args.full_name.clone(),
+            full_name: sub.full_name.clone(),
             addr: from_addr,
         }),
-        date: profile.add_date.then_some(DateStamp {
-            unix_seconds: now,
-            utc_offset_seconds: offset,
-        }),
+        date: profile.add_date.then(DateStamp::now_local),
         message_id_domain: profile.add_message_id.then(|| domain.to_owned()),
     };
     message::complete_headers(headers, &completion)?;

@@ -1,88 +1,51 @@
-//! Delivery through the queue: the first attempt right after spooling, the
-//! queue run (`-q`, `--queue-flush`), listing (`-bp`, `mailq`) and
-//! removal (`--queue-delete`).
+//! The queue as storage around [`deliver`]: spooling a planned message,
+//! the first attempt right after, the queue run (`-q`, `--queue-flush`),
+//! listing (`-bp`, `mailq`) and removal (`--queue-delete`).
 //!
-//! One function, [`attempt`], decides what becomes of a locked queue
-//! entry, so a message is treated the same on its first try and its
-//! tenth:
-//! - delivered to every recipient: removed from the queue;
-//! - refused for good by the relay (5xx to MAIL, RCPT or the data, too
-//!   large, SMTPUTF8 missing): a copy goes to dead.letter, with the reply,
-//!   and the recipients are marked failed;
+//! Delivery rules are [`deliver`]'s; this only records what it did, in one
+//! function, [`settle`], so a message is treated the same on its first
+//! try and its tenth:
+//! - delivered to (or refused for good for) every recipient: removed
+//!   from the queue;
+//! - refused for good (a 5xx to MAIL, RCPT or the data, too large, a
+//!   feature the message needs missing): a copy goes to dead.letter, with
+//!   the reply, and those recipients are marked failed;
 //! - anything else (4xx, the relay unreachable, TLS or authentication
-//!   failing, a password command failing, no relay configured): it stays
-//!   queued with the error recorded, until `queue_lifetime` runs out,
-//!   when it goes to dead.letter with a note.
+//!   failing, a password command failing, no relay configured, the
+//!   Maildir failing): it stays queued with the error recorded, until
+//!   `queue_lifetime` runs out, when it goes to dead.letter with a note.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
 use super::plan::Plan;
-use super::relay;
-use super::{DebugSink, Failure, Report};
-use crate::cli::Args;
-use crate::config::{Config, Profile, Transport};
+use super::{Failure, Report};
+use crate::config::{Config, Overrides, Profile};
 use crate::exit::Sysexit;
 use crate::log::Status;
-use crate::maildir;
 use crate::queue::{self, Id, Locked, NewMessage, Queue, SuspendedRelays};
-use crate::smtp::{Error, Reply, SendOptions, Smtp};
 
 /// How long a successful send keeps delivering older queued messages of
 /// the same profile over its open session, so a queue drains with no
 /// timer at all.
 pub const FLUSH_BUDGET: Duration = Duration::from_secs(10);
 
-/// An open session to a relay, kept across messages of a queue run.
-pub struct Session {
-    smtp: Smtp,
-    host: String,
-}
-
-/// What became of one attempt.
+/// What the queue made of one attempt.
 #[derive(Debug)]
-pub enum Outcome {
-    /// Every pending recipient was delivered (or refused for good and
-    /// reported); `refused` lists the refusals, `reply` the relay's
-    /// accepting reply.
+pub enum Settled {
+    /// Nothing is pending any more: removed from the queue. `refused`
+    /// notes the recipients refused for good (in dead.letter).
     Done {
-        refused: Vec<(String, String)>,
-        reply: Option<String>,
-        relay: Option<String>,
-        /// Recipients delivered in this attempt.
-        delivered: usize,
+        outcome: Outcome,
+        refused: Vec<String>,
     },
     /// Kept in the queue.
-    Deferred { reason: String },
+    Deferred { outcome: Outcome, reason: String },
     /// Refused for good: in dead.letter.
     Bounced { failure: Failure },
-}
-
-/// Whether a recipient is delivered on this machine: its domain is one of
-/// the profile's `local_domains`, the profile delivers only locally, or
-/// (with no relay configured at all) it is this machine's own name.
-pub fn is_local(addr: &str, p: &Profile) -> bool {
-    if p.transport == Transport::Maildir {
-        return true;
-    }
-    let Some((_, domain)) = addr.rsplit_once('@') else {
-        return true;
-    };
-    if p.local_domains
-        .iter()
-        .any(|l| l.eq_ignore_ascii_case(domain))
-    {
-        return true;
-    }
-    p.hosts.is_empty()
-        && (domain.eq_ignore_ascii_case("localhost")
-            || p.domain
-                .as_deref()
-                .is_some_and(|d| d.eq_ignore_ascii_case(domain))
-            || crate::hostname::fqdn().is_some_and(|d| d.eq_ignore_ascii_case(domain))
-            || crate::hostname::short().is_some_and(|d| d.eq_ignore_ascii_case(domain)))
 }
 
 /// Where reports of refused mail go: `~/dead.letter` if it can be
@@ -98,197 +61,108 @@ fn report_dead(
     reason: &str,
 ) -> Result<PathBuf, Failure> {
     let path = dead_letter_path(q);
-    let mut body = msg
-        .open()
-        .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
+    let mut body = msg.open()?;
     let sender = msg.meta().sender.clone();
     let r = queue::append_dead_letter(&path, &sender, recipients, reason, &mut body);
     match r {
         Ok(()) => Ok(path),
         Err(_) => {
             // The home directory's dead.letter failed: the queue's own.
-            let mut body = msg
-                .open()
-                .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
-            q.append_dead_letter(&sender, recipients, reason, &mut body)
-                .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
+            let mut body = msg.open()?;
+            q.append_dead_letter(&sender, recipients, reason, &mut body)?;
             Ok(q.dead_letter_path())
         }
     }
 }
 
-/// Makes one delivery attempt for a locked entry and records the outcome
-/// in the queue. `session` is reused and kept open for the next message
-/// where it can be.
-#[allow(clippy::too_many_arguments)]
-pub fn attempt(
+/// Records in the queue what [`deliver`] did with a locked entry: the
+/// delivered recipients done, those refused or failed for good reported
+/// to dead.letter and failed, and the entry removed when nothing is
+/// pending, else deferred with the reason.
+pub fn settle(
     q: &Queue,
     mut msg: Locked,
     profile: &Profile,
-    args: &Args,
-    session: &mut Option<Session>,
-    debug: &mut dyn FnMut() -> DebugSink,
+    outcome: Outcome,
     now: SystemTime,
-    quit_after: bool,
-    suspended: &mut SuspendedRelays,
-) -> Result<Outcome, Failure> {
-    let qerr = |e: queue::QueueError| Failure::new(e.kind(), e.to_string());
-    let env = msg.envelope();
-    if env.to.is_empty() {
-        msg.complete().map_err(qerr)?;
-        return Ok(Outcome::Done {
-            refused: vec![],
-            reply: None,
-            relay: None,
-            delivered: 0,
-        });
-    }
-    let (local, remote): (Vec<String>, Vec<String>) =
-        env.to.iter().cloned().partition(|a| is_local(a, profile));
-    let mut delivered_count = 0;
-
-    if !local.is_empty() {
-        let root = profile.maildir.clone().or_else(maildir::default_path);
-        let delivered = root.as_ref().and_then(|root| {
-            let prefix = format!(
-                "Return-Path: <{}>\nDelivered-To: {}\n",
-                env.from,
-                local.join(", ")
-            );
-            let mut body = msg.open().ok()?;
-            maildir::deliver(root, prefix.as_bytes(), &mut body).ok()
-        });
-        match delivered {
-            Some(_) => {
-                msg.record_sent(&local, &vec![], now).map_err(qerr)?;
-                delivered_count += local.len();
-            }
-            None => {
-                let reason = format!(
-                    "cannot deliver locally into {}",
-                    root.map(|r| r.display().to_string())
-                        .unwrap_or_else(|| "~/Maildir (no home directory)".into())
-                );
-                return defer(q, msg, profile, &reason, None, now);
-            }
-        }
-    }
-
-    let mut refused_report = Vec::new();
-    let mut reply = None;
-    let mut relay_host = None;
-    if !remote.is_empty() {
-        if profile.hosts.is_empty() {
-            return defer(
-                q,
-                msg,
-                profile,
-                "no relay configured: it is delivered by smtpsend -q once a relay is configured",
-                None,
-                now,
-            );
-        }
-        if session.as_ref().is_none_or(|s| !s.smtp.is_connected()) {
-            // Issue 12: a relay that could not be reached in this run is
-            // not tried again by it.
-            let key = relay_key(profile);
-            if let Some(reason) = suspended.reason(&key) {
-                *session = None;
-                return defer(q, msg, profile, &reason, None, now);
-            }
-            match relay::open_session(profile, args, debug()) {
-                Ok((smtp, host)) => *session = Some(Session { smtp, host }),
-                Err(f) => {
-                    *session = None;
-                    if f.exit == Sysexit::TempFail {
-                        suspended.suspend(&key, &f.message);
-                    }
-                    let host = profile.hosts.last().cloned();
-                    return defer(q, msg, profile, &f.message, host.as_deref(), now);
-                }
-            }
-        }
-        let s = session.as_mut().expect("session opened above");
-        let mut env_remote = msg.envelope();
-        env_remote.to = remote.clone();
-        let info = msg.info();
-        let mut body = msg.open().map_err(qerr)?;
-        let result = s.smtp.send(
-            &env_remote,
-            &mut body,
-            SendOptions {
-                info: Some(info),
-                quit_after,
-            },
-        );
-        let host = s.host.clone();
-        let connected = s.smtp.is_connected();
-        let accepted = s.smtp.accepted_reply().map(Reply::to_string);
-        if !connected {
-            *session = None;
-        }
-        relay_host = Some(host.clone());
-        let ctx = format!("relay {host}");
-        let refused = match result {
-            Ok(refused) => {
-                reply = accepted;
-                refused
-            }
-            Err(Error::RecipientsRefused(refused)) => refused,
-            Err(e) => {
-                let f = Failure::smtp(&ctx, &e);
-                if f.refused_by_relay {
-                    return bounce(q, msg, f);
-                }
-                if matches!(e, Error::Timeout(_)) {
-                    suspended.suspend(&relay_key(profile), &f.message);
-                }
-                return defer(q, msg, profile, &f.message, Some(&host), now);
-            }
-        };
-        delivered_count += remote.len().saturating_sub(refused.len());
-        let permanent = msg.record_sent(&remote, &refused, now).map_err(qerr)?;
+) -> Result<Settled, Failure> {
+    let attempted = outcome.attempted();
+    let refused = outcome.refused();
+    let host = outcome.relay.clone();
+    let mut notes = Vec::new();
+    if !attempted.is_empty() {
+        let permanent = msg.record_sent(&attempted, &refused, now)?;
         if !permanent.is_empty() {
             let addrs: Vec<String> = permanent.iter().map(|(a, _)| a.clone()).collect();
-            let reason = permanent
-                .iter()
-                .map(|(a, r)| format!("<{a}>: {r}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let path = report_dead(q, &msg, &addrs, &format!("refused by {host}: {reason}"))?;
+            let reason = refusal_notes(&permanent, host.as_deref()).join("; ");
+            let path = report_dead(q, &msg, &addrs, &reason)?;
             let failed: Vec<(String, String)> = permanent
                 .iter()
                 .map(|(a, r)| (a.clone(), r.to_string()))
                 .collect();
-            msg.fail_recipients(&failed).map_err(qerr)?;
-            for (a, r) in &permanent {
-                refused_report.push((a.clone(), format!("{r} (a copy is in {})", path.display())));
+            msg.fail_recipients(&failed)?;
+            for n in refusal_notes(&permanent, host.as_deref()) {
+                notes.push(format!("{n} (a copy is in {})", path.display()));
             }
         }
-        if !msg.pending().is_empty() {
-            let reason = refused
-                .iter()
-                .filter(|(_, r)| r.is_transient())
-                .map(|(a, r)| format!("<{a}>: {r}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return defer(
-                q,
-                msg,
-                profile,
-                &format!("{ctx}: {reason}"),
-                Some(&host),
-                now,
-            );
-        }
     }
-    msg.complete().map_err(qerr)?;
-    Ok(Outcome::Done {
-        refused: refused_report,
-        reply,
-        relay: relay_host,
-        delivered: delivered_count,
-    })
+    let failures = outcome.failures();
+    let mut bounced: Option<Failure> = None;
+    for (addrs, f) in failures.iter().filter(|(_, f)| f.permanent) {
+        let path = report_dead(q, &msg, addrs, &f.message)?;
+        let failed: Vec<(String, String)> = addrs
+            .iter()
+            .map(|a| (a.clone(), f.message.clone()))
+            .collect();
+        msg.fail_recipients(&failed)?;
+        let mut f = f.clone();
+        f.message
+            .push_str(&format!("; a copy is in {}", path.display()));
+        bounced.get_or_insert(f);
+    }
+    if msg.pending().is_empty() {
+        msg.complete()?;
+        return Ok(match bounced {
+            Some(failure) => Settled::Bounced { failure },
+            None => Settled::Done {
+                outcome,
+                refused: notes,
+            },
+        });
+    }
+    let reason = match failures.iter().find(|(_, f)| !f.permanent) {
+        Some((_, f)) => f.message.clone(),
+        None => {
+            let transient: Vec<(String, crate::smtp::Reply)> = refused
+                .into_iter()
+                .filter(|(_, r)| r.is_transient())
+                .collect();
+            refusal_notes(&transient, host.as_deref()).join("; ")
+        }
+    };
+    match defer(q, msg, profile, &reason, host.as_deref(), now)? {
+        None => Ok(Settled::Deferred { outcome, reason }),
+        Some(failure) => Ok(Settled::Bounced { failure }),
+    }
+}
+
+/// Delivers a locked entry and records the outcome.
+pub fn attempt(
+    q: &Queue,
+    msg: Locked,
+    profile: &Profile,
+    sessions: &mut Sessions,
+    now: SystemTime,
+    quit_after: bool,
+) -> Result<Settled, Failure> {
+    let mut msg = msg;
+    let env = msg.envelope();
+    let outcome = if env.to.is_empty() {
+        Outcome::default()
+    } else {
+        deliver(profile, &env, &mut msg, sessions, quit_after)
+    };
+    settle(q, msg, profile, outcome, now)
 }
 
 fn defer(
@@ -298,49 +172,39 @@ fn defer(
     reason: &str,
     host: Option<&str>,
     now: SystemTime,
-) -> Result<Outcome, Failure> {
-    let qerr = |e: queue::QueueError| Failure::new(e.kind(), e.to_string());
-    msg.defer(reason, host, now).map_err(qerr)?;
+) -> Result<Option<Failure>, Failure> {
+    msg.defer(reason, host, now)?;
     if msg.is_expired(profile.queue_lifetime, now) {
         let days = profile.queue_lifetime.as_secs() / 86400;
         let note = format!("undeliverable for {days} days (queue_lifetime); last error: {reason}");
-        return bounce(q, msg, Failure::new(Sysexit::Unavailable, note));
+        return bounce(q, msg, Failure::new(Sysexit::Unavailable, note)).map(Some);
     }
-    Ok(Outcome::Deferred {
-        reason: reason.to_owned(),
-    })
+    Ok(None)
 }
 
-fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Outcome, Failure> {
-    let qerr = |e: queue::QueueError| Failure::new(e.kind(), e.to_string());
+fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Failure, Failure> {
     let pending: Vec<String> = msg.pending().iter().map(|s| (*s).to_owned()).collect();
     let path = report_dead(q, &msg, &pending, &failure.message)?;
     let failed: Vec<(String, String)> = pending
         .iter()
         .map(|a| (a.clone(), failure.message.clone()))
         .collect();
-    msg.fail_recipients(&failed).map_err(qerr)?;
-    msg.complete().map_err(qerr)?;
+    msg.fail_recipients(&failed)?;
+    msg.complete()?;
     failure
         .message
         .push_str(&format!("; a copy is in {}", path.display()));
-    Ok(Outcome::Bounced { failure })
+    Ok(failure)
 }
 
-/// What became of a spooled message on its first attempt, with its size
-/// (for the log line).
-pub type FirstAttempt = (u64, Result<Report, Failure>);
-
-/// Spools the planned message and makes the first attempt. Returns
-/// `Ok(None)` when no queue directory can be written, so the caller
-/// delivers directly instead; `Err` when spooling failed part-way.
-pub fn send_queued(
+/// Spools the planned message. `Ok(None)` when no queue directory can
+/// be written, so the caller delivers directly instead; `Err` when
+/// spooling failed part-way (part of the input is consumed: the caller
+/// must keep the message, and says so with EX_TEMPFAIL).
+pub fn spool(
     plan: &Plan,
-    args: &Args,
-    config: Option<&Config>,
     body: &mut dyn std::io::Read,
-    debug: DebugSink,
-) -> Result<Option<FirstAttempt>, Failure> {
+) -> Result<Option<(Queue, queue::Spooled)>, Failure> {
     let chosen = match queue::choose_dir(plan.profile.queue_dir.as_deref()) {
         Ok(c) => c,
         Err(_) => return Ok(None),
@@ -360,7 +224,6 @@ pub fn send_queued(
             },
         )
         .map_err(|e| {
-            // Part of the input may be consumed: the caller must keep it.
             Failure::new(
                 Sysexit::TempFail,
                 format!(
@@ -369,123 +232,79 @@ pub fn send_queued(
                 ),
             )
         })?;
-    let size = spooled.info.size;
-    let result = first_attempt(&q, spooled, plan, args, config, debug);
-    Ok(Some((size, result)))
+    super::panic::spooled_as(&spooled.id);
+    Ok(Some((q, spooled)))
 }
 
-fn first_attempt(
+/// The first attempt for a message just spooled, and, after a success,
+/// older messages of the same profile over the same session for up to
+/// [`FLUSH_BUDGET`].
+pub fn first_attempt(
     q: &Queue,
     spooled: queue::Spooled,
     plan: &Plan,
-    args: &Args,
     config: Option<&Config>,
-    debug: DebugSink,
+    overrides: &Overrides,
+    strict: bool,
+    sessions: &mut Sessions,
 ) -> Result<Report, Failure> {
     let id = spooled.id.clone();
-    let size = spooled.info.size;
     let now = SystemTime::now();
     // With nothing else waiting, QUIT can ride with the end of data. One
-    // stat of the profile's hint, however long the queue (issue 15).
+    // stat of the profile's due hint, however long the queue (issue 15).
     let others_due = q.maybe_due(&plan.profile.name, now);
-    let mut suspended = SuspendedRelays::new();
-    let mut session: Option<Session> = None;
-    let sink = super::SharedSink::new(debug);
-    let mut debug_factory = || -> DebugSink { Box::new(sink.clone()) };
-    let outcome = attempt(
+    let settled = attempt(
         q,
         spooled.into_locked(),
         &plan.profile,
-        args,
-        &mut session,
-        &mut debug_factory,
+        sessions,
         now,
         !others_due,
-        &mut suspended,
     )?;
-    let mut report = Report::default();
-    match outcome {
-        Outcome::Done {
-            refused,
-            reply,
-            relay,
-            delivered,
-        } => {
-            if delivered == 0 && !refused.is_empty() {
-                close(&mut session);
-                let all = refused
-                    .iter()
-                    .map(|(a, r)| format!("<{a}>: {r}"))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(Failure::new(
-                    Sysexit::NoUser,
-                    format!("all recipients refused: {all}"),
-                ));
-            }
-            report.status = Some(if relay.is_some() {
-                Status::Sent
-            } else {
-                Status::Local
-            });
-            report.reply = reply;
-            report.relay = relay;
-            if report.status == Some(Status::Local) {
-                report.notices.push(format!(
-                    "delivered locally to {} ({} bytes)",
-                    plan.profile
-                        .maildir
-                        .clone()
-                        .or_else(maildir::default_path)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                    size
-                ));
-            }
-            for (a, r) in &refused {
-                report.notices.push(format!("recipient <{a}> refused: {r}"));
-            }
-            if let Some(f) =
-                super::strict_refusal(args, refused.len(), plan.envelope.to.len(), &report.notices)
-            {
+    match settled {
+        Settled::Done { outcome, refused } => {
+            if let Some(f) = refusal_failure(
+                outcome.delivered().len(),
+                &outcome.refused(),
+                &refused,
+                strict,
+                plan.envelope.to.len(),
+            ) {
                 return Err(f);
             }
-            // Drain older messages for the same profile over this session.
+            let mut report = outcome.report();
+            report.notices.extend(refused);
             if others_due {
-                run_dir(
+                let _ = run_dir(
                     q,
                     config,
-                    args,
+                    overrides,
                     Some(&plan.profile),
                     false,
                     FLUSH_BUDGET,
-                    &mut session,
-                    &mut debug_factory,
-                    &mut suspended,
+                    sessions,
+                    &mut SuspendedRelays::new(),
                 );
             }
+            Ok(report)
         }
-        Outcome::Deferred { reason } => {
-            report.status = Some(Status::Queued);
-            report.reply = Some(reason.clone());
+        Settled::Deferred { outcome, reason } => {
+            let mut report = Report {
+                status: Some(Status::Queued),
+                reply: Some(reason.clone()),
+                ..Report::default()
+            };
+            if let Some(path) = &outcome.maildir {
+                report
+                    .notices
+                    .push(format!("delivered locally to {}", path.display()));
+            }
             report.notices.push(format!(
                 "queued as {id}: {reason}; will retry (smtpsend -q)"
             ));
+            Ok(report)
         }
-        Outcome::Bounced { failure } => {
-            close(&mut session);
-            return Err(failure);
-        }
-    }
-    close(&mut session);
-    Ok(report)
-}
-
-fn close(session: &mut Option<Session>) {
-    if let Some(mut s) = session.take()
-        && s.smtp.is_connected()
-    {
-        let _ = s.smtp.quit();
+        Settled::Bounced { failure } => Err(failure),
     }
 }
 
@@ -496,23 +315,38 @@ pub struct RunStats {
     pub deferred: usize,
     pub bounced: usize,
     pub skipped: usize,
+    /// Of the skipped, those that hit an internal error (a panic): they
+    /// stay queued.
+    pub internal_errors: usize,
+}
+
+impl RunStats {
+    fn add(&mut self, o: RunStats) {
+        self.delivered += o.delivered;
+        self.deferred += o.deferred;
+        self.bounced += o.bounced;
+        self.skipped += o.skipped;
+        self.internal_errors += o.internal_errors;
+    }
 }
 
 /// Works through one queue directory: the due entries (all with `flush`),
 /// oldest first, with one session per profile. With `only`, just that
-/// profile's entries, within `budget`. Relays in `suspended` are not
-/// tried; one that cannot be reached is added to it. At the end the
-/// queue's due hints are set from what stays queued.
+/// profile's entries, within `budget`. Each entry is tried on its own: an
+/// entry that makes smtpsend fail internally (a panic) is skipped and
+/// stays queued, and the run goes on with the next. A relay in
+/// `suspended` is not tried again (its messages are deferred with the
+/// reason); one that cannot be reached or times out is added to it. At
+/// the end the queue's due hints are set from what stays queued.
 #[allow(clippy::too_many_arguments)]
 fn run_dir(
     q: &Queue,
     config: Option<&Config>,
-    args: &Args,
+    overrides: &Overrides,
     only: Option<&Profile>,
     flush: bool,
     budget: Duration,
-    first_session: &mut Option<Session>,
-    debug: &mut dyn FnMut() -> DebugSink,
+    sessions: &mut Sessions,
     suspended: &mut SuspendedRelays,
 ) -> RunStats {
     let mut stats = RunStats::default();
@@ -528,10 +362,6 @@ fn run_dir(
     let Ok(entries) = q.list() else {
         return stats;
     };
-    let mut sessions: HashMap<String, Option<Session>> = HashMap::new();
-    if let Some(p) = only {
-        sessions.insert(p.name.clone(), first_session.take());
-    }
     for e in entries {
         let wanted = (flush || e.is_due(now)) && only.is_none_or(|p| p.name == e.profile);
         if !wanted || started.elapsed() > budget {
@@ -540,7 +370,7 @@ fn run_dir(
         }
         let profile = match only {
             Some(p) => p.clone(),
-            None => match profile_for(config, args, &e.profile) {
+            None => match profile_for(config, overrides, &e.profile) {
                 Ok(p) => p,
                 Err(_) => {
                     stats.skipped += 1;
@@ -561,35 +391,56 @@ fn run_dir(
                 continue;
             }
         };
-        let session = sessions.entry(profile.name.clone()).or_default();
-        match attempt(
-            q,
-            msg,
-            &profile,
-            args,
-            session,
-            debug,
-            SystemTime::now(),
-            false,
-            suspended,
-        ) {
-            Ok(Outcome::Done { .. }) => stats.delivered += 1,
-            // Recorded in the book by the deferral itself.
-            Ok(Outcome::Deferred { .. }) => stats.deferred += 1,
-            Ok(Outcome::Bounced { .. }) => stats.bounced += 1,
-            Err(_) => {
+        // Issue 12: a relay this run could not reach is not tried again.
+        let key = relay_key(&profile);
+        if let Some(reason) = suspended.reason(&key)
+            && !sessions.is_open(&profile)
+            && msg
+                .pending()
+                .iter()
+                .any(|a| !super::local::is_local(a, &profile))
+        {
+            match defer(q, msg, &profile, &reason, None, SystemTime::now()) {
+                Ok(None) => stats.deferred += 1,
+                Ok(Some(_)) => stats.bounced += 1,
+                Err(_) => stats.skipped += 1,
+            }
+            continue;
+        }
+        let tried = catch_unwind(AssertUnwindSafe(|| {
+            super::panic::fault_point("queue-entry", &e.sender);
+            attempt(q, msg, &profile, sessions, SystemTime::now(), false)
+        }));
+        match tried {
+            Ok(Ok(Settled::Done { .. })) => stats.delivered += 1,
+            // Recorded in the book by the deferral itself. A relay left
+            // without a session by a temporary failure (unreachable,
+            // timed out, dropped) is suspended for the rest of the run.
+            Ok(Ok(Settled::Deferred { outcome, reason })) => {
+                stats.deferred += 1;
+                let relay_failed = outcome
+                    .failures()
+                    .iter()
+                    .any(|(_, f)| !f.permanent && f.exit == Sysexit::TempFail);
+                if !profile.hosts.is_empty() && relay_failed && !sessions.is_open(&profile) {
+                    suspended.suspend(&key, &reason);
+                }
+            }
+            Ok(Ok(Settled::Bounced { .. })) => stats.bounced += 1,
+            Ok(Err(_)) => {
                 stats.skipped += 1;
+                book.keep(&e.profile, e.next_attempt);
+            }
+            Err(_) => {
+                // The session may be mid-transaction: start afresh.
+                sessions.discard(&profile);
+                stats.skipped += 1;
+                stats.internal_errors += 1;
                 book.keep(&e.profile, e.next_attempt);
             }
         }
     }
     let _ = book.commit();
-    if let Some(p) = only {
-        *first_session = sessions.remove(&p.name).flatten();
-    }
-    for (_, mut s) in sessions {
-        close(&mut s);
-    }
     stats
 }
 
@@ -601,18 +452,22 @@ fn relay_key(p: &Profile) -> String {
 
 /// The profile a queued message was spooled under, as the configuration
 /// says now (falling back to the default profile, then the flags).
-fn profile_for(config: Option<&Config>, args: &Args, name: &str) -> Result<Profile, Failure> {
-    let o = super::plan::overrides(args)?;
-    let mut p = match config {
-        Some(c) => match c.profile(name) {
-            Some(p) => p.clone(),
-            None => c.select(None, None)?,
-        },
-        None => Profile::from_overrides(&o)?,
+fn profile_for(
+    config: Option<&Config>,
+    overrides: &Overrides,
+    name: &str,
+) -> Result<Profile, Failure> {
+    let p = match config {
+        Some(c) => {
+            let mut p = match c.profile(name) {
+                Some(p) => p.clone(),
+                None => c.select(None, None)?,
+            };
+            p.apply_overrides(overrides)?;
+            p
+        }
+        None => Profile::from_overrides(overrides)?,
     };
-    if config.is_some() {
-        p.apply_overrides(&o)?;
-    }
     Ok(p)
 }
 
@@ -640,44 +495,87 @@ fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     dirs
 }
 
-/// `-q`, `--queue-run`, `--queue-flush`.
+/// `-q`, `--queue-run`, `--queue-flush`. With `dry_run`, lists what
+/// would be tried and sends nothing.
 pub fn run_queue(
-    args: &Args,
     config: Option<&Config>,
-    debug: DebugSink,
+    overrides: &Overrides,
+    flush: bool,
+    dry_run: bool,
+    verbose: bool,
+    sessions: &mut Sessions,
 ) -> Result<Report, Failure> {
-    let sink = super::SharedSink::new(debug);
-    let mut debug_factory = || -> DebugSink { Box::new(sink.clone()) };
+    if dry_run {
+        return would_run(config, flush);
+    }
     let mut total = RunStats::default();
     let mut suspended = SuspendedRelays::new();
     for dir in queue_dirs(config) {
         let Ok(q) = Queue::open(&dir) else { continue };
-        let mut none = None;
-        let s = run_dir(
+        total.add(run_dir(
             &q,
             config,
-            args,
+            overrides,
             None,
-            args.queue_flush,
+            flush,
             Duration::MAX,
-            &mut none,
-            &mut debug_factory,
+            sessions,
             &mut suspended,
-        );
-        total.delivered += s.delivered;
-        total.deferred += s.deferred;
-        total.bounced += s.bounced;
-        total.skipped += s.skipped;
+        ));
     }
     let mut report = Report::default();
-    run_users_queues(args, config, &mut report);
-    if args.verbose || args.debug || total.deferred + total.bounced > 0 {
+    run_users_queues(config, flush, verbose, &mut report);
+    if verbose || total.deferred + total.bounced > 0 {
         report.notices.push(format!(
             "queue run: {} delivered, {} deferred, {} bounced to dead.letter, {} skipped",
             total.delivered, total.deferred, total.bounced, total.skipped
         ));
     }
+    if total.internal_errors > 0 {
+        report.notices.push(format!(
+            "internal error on {} queued message(s){}: they stay in the queue; please report this bug",
+            total.internal_errors,
+            super::panic::last_message()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ));
+    }
     Ok(report)
+}
+
+/// `-q --dry-run`: the messages a run would try, nothing sent or changed.
+fn would_run(config: Option<&Config>, flush: bool) -> Result<Report, Failure> {
+    let now = SystemTime::now();
+    let mut out = String::new();
+    for dir in queue_dirs(config) {
+        let Ok(q) = Queue::open(&dir) else { continue };
+        let entries = if flush { q.list() } else { q.due(now) }?;
+        for e in entries {
+            let _ = writeln!(
+                out,
+                "would try {} (profile {}): <{}> to {}",
+                e.id.as_str(),
+                e.profile,
+                e.sender,
+                e.recipients
+                    .iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str(if flush {
+            "the queue is empty: nothing to try\n"
+        } else {
+            "no queued message is due: nothing to try (--queue-flush tries them all)\n"
+        });
+    }
+    Ok(Report {
+        output: out,
+        ..Report::default()
+    })
 }
 
 /// `-bp`, `mailq`, `--queue-list`.
@@ -690,9 +588,7 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
         .filter_map(|d| Queue::open(d).ok())
         .chain(users_queues(config))
     {
-        let entries = q
-            .list()
-            .map_err(|e| Failure::new(e.kind(), e.to_string()))?;
+        let entries = q.list()?;
         for e in entries {
             if count == 0 {
                 out.push_str("-Queue ID-                        --Size-- ----Arrival Time---- Attempts -Sender/Recipient-------\n");
@@ -735,7 +631,7 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
 
 /// `--queue-delete ID`.
 pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
-    let id = Id::parse(id).map_err(|e| Failure::new(e.kind(), e.to_string()))?;
+    let id = Id::parse(id)?;
     for q in queue_dirs(config)
         .iter()
         .filter_map(|d| Queue::open(d).ok())
@@ -749,7 +645,7 @@ pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
                 });
             }
             Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(Failure::new(e.kind(), e.to_string())),
+            Err(e) => return Err(e.into()),
         }
     }
     Err(Failure::new(
@@ -772,16 +668,10 @@ pub fn become_queue_owner() -> Result<(), Failure> {
 /// The system spools among the queue directories (and the one this
 /// process was started to run).
 fn system_spools(config: Option<&Config>) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = queue_dirs(config)
+    queue_dirs(config)
         .into_iter()
         .filter(|d| queue::owner::is_system_spool(d))
-        .collect();
-    if let Some(s) = queue::owner::requested_spool()
-        && !v.iter().any(|d| d == s)
-    {
-        v.push(s.to_owned());
-    }
-    v
+        .collect()
 }
 
 /// For root: the other users' queues in the system spools, to list or
@@ -802,16 +692,12 @@ fn users_queues(config: Option<&Config>) -> Vec<Queue> {
 /// For root: runs each other user's queue in the system spools by
 /// re-executing smtpsend as that user (its groups, its configuration),
 /// never with root's profiles; a line per failure.
-fn run_users_queues(args: &Args, config: Option<&Config>, report: &mut Report) {
+fn run_users_queues(config: Option<&Config>, flush: bool, verbose: bool, report: &mut Report) {
     if rustix::process::geteuid().as_raw() != 0 {
         return;
     }
-    let mut flags = vec![if args.queue_flush {
-        "--queue-flush"
-    } else {
-        "-q"
-    }];
-    if args.verbose {
+    let mut flags = vec![if flush { "--queue-flush" } else { "-q" }];
+    if verbose {
         flags.push("-v");
     }
     for spool in system_spools(config) {

@@ -1,17 +1,15 @@
-//! Handing a planned message to the relay: session options from the
-//! profile, failover across the profile's hosts on transient errors, the
-//! TLS mode, authentication, and turning the outcome into a report.
+//! Reaching the relay: session options from the profile, the address to
+//! dial for each host, failover across the profile's hosts on transient
+//! errors, the TLS mode, authentication; and `--serverinfo`.
 
 use native_tls::Identity;
 
-use super::input::Spooled;
-use super::plan::Plan;
 use super::{DebugSink, Failure, Report};
-use crate::cli::{Args, TlsMode};
-use crate::config::{Auth, Profile, Transport};
+use crate::config::{Auth, Profile, TlsMode, Transport};
 use crate::exit::Sysexit;
 use crate::smtp::auth::Credentials;
-use crate::smtp::{Error, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp, TlsOptions};
+use crate::smtp::stream::{Target, parse_target};
+use crate::smtp::{Error, PlaintextAuth, Protocol, SessionOptions, Smtp, TlsOptions};
 
 /// Where the password of a PKCS#12 client certificate comes from (empty
 /// when unset).
@@ -69,6 +67,7 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
         } else {
             Protocol::Smtp
         },
+        chunking: p.bdat,
         plaintext_auth: if p.allow_plaintext_auth {
             PlaintextAuth::Always
         } else {
@@ -78,14 +77,24 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
     })
 }
 
-fn debug_level(args: &Args) -> u8 {
-    if args.debug {
-        2
-    } else if args.verbose {
-        1
-    } else {
-        0
+/// Where to connect for one of the profile's hosts: a port written in
+/// the host (`"host:port"`, `"[::1]:2525"`) wins, then the profile's
+/// `port`, then the default of its TLS mode; a path is a Unix socket.
+pub fn dial(host: &str, p: &Profile) -> Result<(String, Option<u16>), Error> {
+    Ok(match parse_target(host, None, p.effective_port())? {
+        Target::Inet { host, port } => (host, Some(port)),
+        Target::Unix(path) => (path.display().to_string(), None),
+    })
+}
+
+/// A session with the profile's options and, at `debug_level` 1 or
+/// more, its transcript on `debug`.
+fn new_session(p: &Profile, debug_level: u8, debug: Option<DebugSink>) -> Result<Smtp, Failure> {
+    let mut smtp = Smtp::new(session_options(p)?);
+    if let Some(sink) = debug.filter(|_| debug_level > 0) {
+        smtp.set_debuglevel(debug_level, sink);
     }
+    Ok(smtp)
 }
 
 /// Connects to the first host that answers, trying the next on a
@@ -93,30 +102,20 @@ fn debug_level(args: &Args) -> u8 {
 /// STARTTLS as the profile says, then AUTH.
 pub(crate) fn open_session(
     p: &Profile,
-    args: &Args,
-    debug: DebugSink,
+    debug_level: u8,
+    debug: Option<DebugSink>,
 ) -> Result<(Smtp, String), Failure> {
-    let opts = session_options(p)?;
-    let mut smtp = Smtp::new(opts);
-    let level = debug_level(args);
-    if level > 0 {
-        smtp.set_debuglevel(level, debug);
-    }
-    let port = p.effective_port();
+    let mut smtp = new_session(p, debug_level, debug)?;
     let mut last = None;
     for host in &p.hosts {
         let ctx = format!("relay {host}");
-        // A host given as "host:port" keeps its own port.
-        let own_port = crate::smtp::stream::parse_target(host, None, 0)
-            .is_ok_and(|t| !matches!(t, crate::smtp::stream::Target::Inet { port: 0, .. }));
-        let r = smtp
-            .connect(host, (!own_port).then_some(port))
-            .and_then(|_| {
-                if p.tls == TlsMode::Starttls {
-                    smtp.starttls()?;
-                }
-                Ok(())
-            });
+        let r = dial(host, p).and_then(|(name, port)| {
+            smtp.connect(&name, port)?;
+            if p.tls == TlsMode::Starttls {
+                smtp.starttls()?;
+            }
+            Ok(())
+        });
         match r {
             Ok(()) => {
                 authenticate(&mut smtp, p).map_err(|f| Failure {
@@ -174,74 +173,24 @@ fn authenticate(smtp: &mut Smtp, p: &Profile) -> Result<(), Failure> {
         .map_err(|e| Failure::smtp("authentication", &e))
 }
 
-/// Sends the spooled message to the relay.
-pub fn deliver(
-    plan: &Plan,
-    args: &Args,
-    spooled: &mut Spooled,
-    debug: DebugSink,
-) -> Result<Report, Failure> {
-    let (mut smtp, host) = open_session(&plan.profile, args, debug)?;
-    let ctx = format!("relay {host}");
-    let info = spooled.info;
-    let reader = spooled.reader().map_err(|e| {
-        Failure::new(
-            Sysexit::IoErr,
-            format!("cannot reread the spooled message: {e}"),
-        )
-    })?;
-    let refused = smtp
-        .send(
-            &plan.envelope,
-            reader,
-            SendOptions {
-                info: Some(info),
-                quit_after: true,
-            },
-        )
-        .map_err(|e| Failure::smtp(&ctx, &e))?;
-    let accepted = smtp.accepted_reply().map(|r| r.to_string());
-    if smtp.is_connected() {
-        let _ = smtp.quit();
-    }
-    let mut report = Report {
-        status: Some(crate::log::Status::Sent),
-        relay: Some(host.clone()),
-        reply: accepted,
-        ..Report::default()
-    };
-    for (addr, reply) in &refused {
-        report
-            .notices
-            .push(format!("recipient <{addr}> refused by {host}: {reply}"));
-    }
-    if let Some(f) =
-        super::strict_refusal(args, refused.len(), plan.envelope.to.len(), &report.notices)
-    {
-        return Err(f);
-    }
-    Ok(report)
-}
-
 /// `--serverinfo`: what the relay offers, before and after STARTTLS.
-pub fn serverinfo(p: &Profile, args: &Args, debug: DebugSink) -> Result<Report, Failure> {
+pub fn serverinfo(p: &Profile, debug_level: u8, debug: DebugSink) -> Result<Report, Failure> {
     let host = p.hosts.first().ok_or_else(|| {
         Failure::new(
             Sysexit::Usage,
             "--serverinfo needs a relay: give --host or a profile with a host",
         )
     })?;
-    let opts = session_options(p)?;
-    let mut smtp = Smtp::new(opts);
-    let level = debug_level(args);
-    if level > 0 {
-        smtp.set_debuglevel(level, debug);
-    }
+    let mut smtp = new_session(p, debug_level, Some(debug))?;
     let ctx = format!("relay {host}");
-    let port = p.effective_port();
     let fail = |e: Error| Failure::smtp(&ctx, &e);
-    let greeting = smtp.connect(host, Some(port)).map_err(fail)?;
-    let mut out = format!("relay: {host} port {port}\ngreeting: {}\n", greeting);
+    let (name, port) = dial(host, p).map_err(fail)?;
+    let greeting = smtp.connect(&name, port).map_err(fail)?;
+    let mut out = match port {
+        Some(port) => format!("relay: {name} port {port}\n"),
+        None => format!("relay: {name}\n"),
+    };
+    out.push_str(&format!("greeting: {greeting}\n"));
     describe(&mut smtp, &mut out, "").map_err(fail)?;
     if p.tls == TlsMode::Starttls && smtp.has_extn("starttls") {
         smtp.starttls().map_err(fail)?;
@@ -338,6 +287,46 @@ mod tests {
             .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         (b.build(), key)
+    }
+
+    #[test]
+    fn dial_takes_the_port_from_the_host_then_the_profile_then_the_tls_mode() {
+        let p = |port: Option<u16>, tls| Profile {
+            port,
+            tls,
+            ..Profile::default()
+        };
+        let starttls = p(None, TlsMode::Starttls);
+        assert_eq!(
+            dial("relay.example", &starttls).unwrap(),
+            ("relay.example".into(), Some(587))
+        );
+        assert_eq!(
+            dial("127.0.0.1:2525", &starttls).unwrap(),
+            ("127.0.0.1".into(), Some(2525))
+        );
+        assert_eq!(
+            dial("[::1]:2525", &starttls).unwrap(),
+            ("::1".into(), Some(2525))
+        );
+        assert_eq!(
+            dial("::1", &p(None, TlsMode::Tls)).unwrap(),
+            ("::1".into(), Some(465))
+        );
+        let explicit = p(Some(26), TlsMode::None);
+        assert_eq!(
+            dial("relay.example", &explicit).unwrap(),
+            ("relay.example".into(), Some(26))
+        );
+        assert_eq!(
+            dial("relay.example:27", &explicit).unwrap(),
+            ("relay.example".into(), Some(27))
+        );
+        assert_eq!(
+            dial("/run/lmtp.sock", &explicit).unwrap(),
+            ("/run/lmtp.sock".into(), None)
+        );
+        assert!(dial("relay.example:x", &explicit).is_err());
     }
 
     #[test]

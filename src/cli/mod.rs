@@ -10,27 +10,15 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-/// How the connection to the relay is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// Plain SMTP; no TLS at all (only for a trusted network or loopback).
-    None,
-    /// Plain connection upgraded with STARTTLS; refuses to go on without it.
-    Starttls,
-    /// TLS from the first byte (implicit TLS, port 465).
-    Tls,
-}
+use crate::config::TlsMode;
 
-impl TlsMode {
-    /// The port each mode uses by default.
-    pub fn default_port(self) -> u16 {
-        match self {
-            TlsMode::None => 25,
-            TlsMode::Starttls => 587,
-            TlsMode::Tls => 465,
-        }
-    }
+/// `--protocol`: what is spoken to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayProtocol {
+    /// SMTP submission (the default).
+    Smtp,
+    /// LMTP (RFC 2033), to a local delivery agent such as Dovecot.
+    Lmtp,
 }
 
 /// `-B`: the body type.
@@ -124,7 +112,12 @@ pub struct Args {
     pub sendmail_options: Vec<String>,
 
     /// Deliver the queued messages that are due (-q), as sendmail -q.
-    #[arg(short = 'q', long = "queue-run", help_heading = "Sendmail options")]
+    #[arg(
+        short = 'q',
+        long = "queue-run",
+        conflicts_with_all = ["queue_list", "queue_delete", "serverinfo", "no_queue"],
+        help_heading = "Sendmail options"
+    )]
     pub queue_run: bool,
 
     /// Verbose: show the SMTP conversation on standard error (secrets
@@ -148,6 +141,11 @@ pub struct Args {
         help_heading = "Sendmail options"
     )]
     pub log_file: Option<PathBuf>,
+
+    /// Log lines as key=value text or as JSON objects (the profile's
+    /// log_format) [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::log::Format>,
 
     /// Accepted and ignored, as Postfix does (-G gateway submission).
     #[arg(short = 'G', hide = true)]
@@ -178,6 +176,16 @@ pub struct Args {
     /// Connection security [default: starttls].
     #[arg(long, value_enum, value_name = "MODE")]
     pub tls: Option<TlsMode>,
+
+    /// Speak SMTP or LMTP to the relay (the profile's transport)
+    /// [default: smtp].
+    #[arg(long, value_enum, value_name = "PROTO")]
+    pub protocol: Option<RelayProtocol>,
+
+    /// Send with DATA even when the relay offers CHUNKING (the profile's
+    /// bdat = false).
+    #[arg(long)]
+    pub no_bdat: bool,
 
     /// Verify the relay's certificate and name [default: true].
     #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
@@ -231,8 +239,9 @@ pub struct Args {
     pub debug: bool,
 
     /// Print the profile, the envelope and the message as it would be sent;
-    /// send nothing.
-    #[arg(long)]
+    /// send nothing. With -q or --queue-flush: list the messages that would
+    /// be tried.
+    #[arg(long, conflicts_with_all = ["serverinfo", "queue_delete"])]
     pub dry_run: bool,
 
     /// Connect and print what the relay offers: greeting, TLS certificate,
@@ -241,15 +250,15 @@ pub struct Args {
     pub serverinfo: bool,
 
     /// List the queue (the same as -bp and mailq).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["queue_delete", "serverinfo"])]
     pub queue_list: bool,
 
     /// Retry every queued message now, ignoring the backoff.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["queue_list", "queue_delete", "serverinfo", "no_queue"])]
     pub queue_flush: bool,
 
     /// Remove a message from the queue.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "serverinfo")]
     pub queue_delete: Option<String>,
 
     /// Do not keep the message on a temporary failure: exit 75 and leave it

@@ -140,17 +140,7 @@ impl ConfigError {
     /// hung (a locked keyring or an unanswered passphrase prompt may well
     /// answer next time, so a queued message should stay queued).
     pub fn kind(&self) -> Sysexit {
-        match self {
-            ConfigError::UnknownProfile { .. } | ConfigError::BadOption { .. } => Sysexit::Usage,
-            ConfigError::PasswordTimeout { .. } => Sysexit::TempFail,
-            ConfigError::NotFound { .. }
-            | ConfigError::Read { .. }
-            | ConfigError::Invalid { .. }
-            | ConfigError::Permissions { .. }
-            | ConfigError::NoProfileChosen { .. }
-            | ConfigError::AliasLoop { .. }
-            | ConfigError::PasswordCommand { .. } => Sysexit::Config,
-        }
+        Sysexit::from(self)
     }
 
     /// The file the error is about, if any.

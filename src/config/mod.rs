@@ -43,7 +43,7 @@
 //! only where a profile sets it itself; an inherited `from` is a sender,
 //! never a reason to choose a profile.
 
-mod aliases;
+pub(crate) mod aliases;
 mod error;
 mod locate;
 mod parse;
@@ -66,7 +66,7 @@ pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
 };
-pub use schema::Transport;
+pub use schema::{TlsMode, Transport};
 
 use parse::{Locator, parse_document};
 use profile::{FromRule, Layer};
@@ -269,7 +269,7 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         has_password |= layer.has_password();
         profiles.push(Choice {
             profile: layer.resolve(&name, &top),
-            from: layer.from.clone(),
+            from: layer.sender_rule().cloned(),
         });
     }
     let explicit_names: Vec<String> = profiles.iter().map(|c| c.profile.name.clone()).collect();
@@ -363,8 +363,8 @@ fn build_aliases(
 
 #[cfg(test)]
 mod tests {
+    use super::TlsMode;
     use super::*;
-    use crate::cli::TlsMode;
     use crate::exit::Sysexit;
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
@@ -1027,6 +1027,45 @@ mod tests {
             backup,
             ["alice@example.com", "bob@example.com", "carol@example.org"]
         );
+    }
+
+    /// Each default the example shows (`# key = value`) is the table's.
+    #[test]
+    fn the_examples_defaults_are_the_tables() {
+        // Keys the example shows with a sample value: they have no default
+        // value to show (unset, or one that depends on another key).
+        const SAMPLES: &[&str] = &[
+            "port",
+            "tls_ca_file",
+            "tls_fingerprint",
+            "tls_client_cert",
+            "tls_client_key",
+            "password",
+            "domain",
+            "queue_dir",
+            "maildir",
+            "log",
+        ];
+        let mut checked = 0;
+        for line in EXAMPLE.lines() {
+            let Some((key, value)) = line.strip_prefix("# ").and_then(|l| l.split_once(" = "))
+            else {
+                continue;
+            };
+            if !schema::PROFILE_KEYS.contains(&key) || SAMPLES.contains(&key) {
+                continue;
+            }
+            let c = parse(
+                &format!("[profile.x]\n{key} = {value}\n"),
+                Path::new("line"),
+                Some(Path::new("/home/alice")),
+            )
+            .unwrap();
+            let p = c.profile("x").unwrap();
+            assert_eq!(p.changed_keys(), Vec::<&str>::new(), "{line}");
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} defaults checked");
     }
 
     #[test]

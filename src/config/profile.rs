@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::cli::TlsMode;
+use crate::log::Format as LogFormat;
 use crate::smtp::Secret;
 
 use super::error::ConfigError;
 use super::parse::{Locator, describe_table};
-use super::schema::{Int, IntOrText, OneOrMany, RawProfile, Transport};
+use super::schema::{Int, IntOrText, OneOrMany, RawSecret, TlsMode, Transport};
 
 /// Seconds to wait for the relay at each step when the profile does not
 /// say (the same default the command line had before profiles).
@@ -135,95 +135,182 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
-/// One resolved profile: every value typed, top-level and built-in
-/// defaults applied.
+/// Every profile key, defined once: its name in the file, its shape in
+/// TOML, its type and built-in default in a [`Profile`], and the check
+/// that turns one into the other. From this table come the serde schema
+/// (`RawProfile`, which refuses unknown keys), the list of keys for "did
+/// you mean" ([`PROFILE_KEYS`]), each table's typed layer, the layering
+/// (own table, then top level, then default), [`Profile`] and its
+/// [`Default`]; the example file's test checks the documented defaults
+/// against it.
 ///
-/// To get the password, call [`Profile::password`]: it runs
-/// `password_command` when there is one. The `password` field holds only
-/// a password written in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    /// The profile's name (`default` for a file without `[profile.NAME]`
-    /// tables, `command line` for one made from flags alone).
-    pub name: String,
-    /// Relays to try in order; the next one is tried only on a transient
-    /// failure. Empty: no relay configured.
-    pub hosts: Vec<String>,
-    /// The port; `None` means the default for `tls` (see
-    /// [`Profile::effective_port`]).
-    pub port: Option<u16>,
-    pub tls: TlsMode,
-    pub tls_verify: bool,
-    pub tls_ca_file: Option<PathBuf>,
-    /// A SHA-256 pin of the relay's certificate.
-    pub tls_fingerprint: Option<[u8; 32]>,
-    /// The client certificate and key: both or neither.
-    pub tls_client_cert: Option<PathBuf>,
-    pub tls_client_key: Option<PathBuf>,
-    pub auth: Auth,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-    pub password_command: Option<String>,
-    /// The envelope sender this profile sends as. A `from` pattern
-    /// (`*@domain`) only chooses the profile and leaves this `None`.
-    pub from: Option<String>,
-    /// EHLO name, Message-ID domain, and the domain bare names are
-    /// qualified with.
-    pub domain: Option<String>,
-    pub timeout: Duration,
-    pub allow_plaintext_auth: bool,
-    pub queue: bool,
-    /// `None`: the queue's built-in default.
-    pub queue_dir: Option<PathBuf>,
-    pub queue_lifetime: Duration,
-    pub transport: Transport,
-    /// `None`: `$MAILDIR`, else `~/Maildir`.
-    pub maildir: Option<PathBuf>,
-    /// Lower-cased.
-    pub local_domains: Vec<String>,
-    pub add_date: bool,
-    pub add_message_id: bool,
-    pub add_from: bool,
-    pub qualify_headers: bool,
-    pub read_envelope_from: bool,
-    pub log: Option<LogTarget>,
+/// The keys that are inherited as a group (the credential, the client
+/// certificate) or choose the profile (`from`) are listed under `manual`:
+/// the table gives their schema and their place in [`Profile`], and
+/// `Layer::from_raw`/`Layer::resolve` handle them by hand.
+macro_rules! profile_keys {
+    (
+        keys {
+            $( $(#[$doc:meta])* $f:ident $key:literal : $raw:ty => $ty:ty = $default:expr, $conv:expr; )*
+        }
+        manual {
+            $( $(#[$mdoc:meta])* $mf:ident $mkey:literal : $mraw:ty => $mty:ty; )*
+        }
+    ) => {
+        /// Every key of a profile, in the order of the table. All of them
+        /// may also stand at the top level as defaults for every profile.
+        pub(crate) const PROFILE_KEYS: &[&str] = &[$($key,)* $($mkey,)*];
+
+        /// One profile's keys, or the top-level defaults, as written.
+        #[derive(Default, serde::Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a table of profile settings")]
+        pub(crate) struct RawProfile {
+            $( #[serde(rename = $key)] pub $f: Option<$raw>, )*
+            $( #[serde(rename = $mkey)] pub $mf: Option<$mraw>, )*
+        }
+
+        /// One resolved profile: every value typed, top-level and built-in
+        /// defaults applied. Built by [`super::Config`] from a file, or by
+        /// [`Profile::from_overrides`] from flags alone.
+        ///
+        /// To get the password, call [`Profile::password`]: it runs
+        /// `password_command` when there is one. The `password` field holds
+        /// only a password written in the file.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Profile {
+            /// The profile's name (`default` for a file without
+            /// `[profile.NAME]` tables, `command line` for one made from
+            /// flags alone).
+            pub name: String,
+            $( $(#[$doc])* pub $f: $ty, )*
+            $( $(#[$mdoc])* pub $mf: $mty, )*
+        }
+
+        impl Default for Profile {
+            /// The built-in defaults: STARTTLS with verification, automatic
+            /// authentication, queueing on, header completion on.
+            fn default() -> Self {
+                Profile {
+                    name: "default".into(),
+                    $( $f: $default, )*
+                    $( $mf: Default::default(), )*
+                }
+            }
+        }
+
+        impl Profile {
+            /// The keys whose value is not the built-in default (the name
+            /// aside).
+            pub fn changed_keys(&self) -> Vec<&'static str> {
+                let d = Profile::default();
+                let mut changed = Vec::new();
+                $( if self.$f != d.$f { changed.push($key); } )*
+                $( if self.$mf != d.$mf { changed.push($mkey); } )*
+                changed
+            }
+        }
+
+        /// One table's settings, checked and typed; `None` where the table
+        /// is silent.
+        #[derive(Clone, Default)]
+        pub(crate) struct Layer {
+            $( $f: Option<$ty>, )*
+            manual: Manual,
+        }
+
+        impl Layer {
+            /// The table's keys checked and typed (the manual ones are
+            /// left in `raw`).
+            fn keys(
+                raw: &mut RawProfile,
+                bad: &dyn Fn(&str, String) -> ConfigError,
+                home: Option<&Path>,
+            ) -> Result<Layer, ConfigError> {
+                Ok(Layer {
+                    $( $f: {
+                        let conv: fn($raw, Option<&Path>) -> Result<$ty, String> = $conv;
+                        raw.$f.take().map(|v| conv(v, home).map_err(|m| bad($key, m))).transpose()?
+                    }, )*
+                    manual: Manual::default(),
+                })
+            }
+
+            /// The keys of the table: this layer's, else `top`'s, else the
+            /// default (the manual ones default).
+            fn resolve_keys(&self, name: &str, top: &Layer) -> Profile {
+                let d = Profile::default();
+                Profile {
+                    name: name.to_owned(),
+                    $( $f: self.$f.clone().or_else(|| top.$f.clone()).unwrap_or(d.$f), )*
+                    $( $mf: d.$mf, )*
+                }
+            }
+        }
+    };
 }
 
-impl Default for Profile {
-    /// The built-in defaults: STARTTLS with verification, automatic
-    /// authentication, queueing on, header completion on.
-    fn default() -> Self {
-        Profile {
-            name: "default".into(),
-            hosts: Vec::new(),
-            port: None,
-            tls: TlsMode::Starttls,
-            tls_verify: true,
-            tls_ca_file: None,
-            tls_fingerprint: None,
-            tls_client_cert: None,
-            tls_client_key: None,
-            auth: Auth::Auto,
-            user: None,
-            password: None,
-            password_command: None,
-            from: None,
-            domain: None,
-            timeout: DEFAULT_TIMEOUT,
-            allow_plaintext_auth: false,
-            queue: true,
-            queue_dir: None,
-            queue_lifetime: DEFAULT_QUEUE_LIFETIME,
-            transport: Transport::Smtp,
-            maildir: None,
-            local_domains: vec!["localhost".into()],
-            add_date: true,
-            add_message_id: true,
-            add_from: true,
-            qualify_headers: true,
-            read_envelope_from: false,
-            log: None,
-        }
+profile_keys! {
+    keys {
+        /// Relays to try in order; the next one is tried only on a
+        /// transient failure. Empty: no relay configured.
+        hosts "host": OneOrMany => Vec<String> = Vec::new(), |v, _| check_hosts(v);
+        /// The port; `None` means the default for `tls` (see
+        /// [`Profile::effective_port`]).
+        port "port": Int => Option<u16> = None, |v, _| check_port(v).map(Some);
+        tls "tls": TlsMode => TlsMode = TlsMode::Starttls, |v, _| Ok(v);
+        tls_verify "tls_verify": bool => bool = true, |v, _| Ok(v);
+        tls_ca_file "tls_ca_file": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
+        /// A SHA-256 pin of the relay's certificate.
+        tls_fingerprint "tls_fingerprint": String => Option<[u8; 32]> = None,
+            |v, _| parse_fingerprint(&v).map(Some);
+        auth "auth": String => Auth = Auth::Auto, |v, _| v.parse::<Auth>();
+        user "user": String => Option<String> = None, |v, _| check_user(&v).map(|()| Some(v));
+        /// EHLO name, Message-ID domain, and the domain bare names are
+        /// qualified with.
+        domain "domain": String => Option<String> = None, |v, _| check_domain(&v).map(|()| Some(v));
+        timeout "timeout": IntOrText => Duration = DEFAULT_TIMEOUT, |v, _| duration(v);
+        allow_plaintext_auth "allow_plaintext_auth": bool => bool = false, |v, _| Ok(v);
+        queue "queue": bool => bool = true, |v, _| Ok(v);
+        /// `None`: the queue's built-in default.
+        queue_dir "queue_dir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
+        queue_lifetime "queue_lifetime": IntOrText => Duration = DEFAULT_QUEUE_LIFETIME, |v, _| duration(v);
+        transport "transport": Transport => Transport = Transport::Smtp, |v, _| Ok(v);
+        /// `None`: `$MAILDIR`, else `~/Maildir`.
+        maildir "maildir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
+        /// Lower-cased.
+        local_domains "local_domains": OneOrMany => Vec<String> = vec!["localhost".into()],
+            |v, _| check_local_domains(v);
+        add_date "add_date": bool => bool = true, |v, _| Ok(v);
+        add_message_id "add_message_id": bool => bool = true, |v, _| Ok(v);
+        add_from "add_from": bool => bool = true, |v, _| Ok(v);
+        qualify_headers "qualify_headers": bool => bool = true, |v, _| Ok(v);
+        read_envelope_from "read_envelope_from": bool => bool = false, |v, _| Ok(v);
+        log "log": String => Option<LogTarget> = None, |v, home| log_target(&v, home).map(Some);
+        log_format "log_format": LogFormat => LogFormat = LogFormat::Text, |v, _| Ok(v);
+        /// Use BDAT (RFC 3030) when the relay offers CHUNKING.
+        bdat "bdat": bool => bool = true, |v, _| Ok(v);
+    }
+    manual {
+        /// The client certificate and key: both or neither (a PKCS#12 file
+        /// carries its key).
+        tls_client_cert "tls_client_cert": String => Option<PathBuf>;
+        tls_client_key "tls_client_key": String => Option<PathBuf>;
+        password "password": RawSecret => Option<Secret>;
+        password_command "password_command": String => Option<String>;
+        /// The envelope sender this profile sends as. A `from` pattern
+        /// (`*@domain`) only chooses the profile and leaves this `None`.
+        from "from": String => Option<String>;
+    }
+}
+
+/// `log`: "syslog" or a file.
+fn log_target(v: &str, home: Option<&Path>) -> Result<LogTarget, String> {
+    if v == "syslog" {
+        Ok(LogTarget::Syslog)
+    } else {
+        expand_path(v, home)
+            .map(LogTarget::File)
+            .map_err(|m| format!("{m} (or \"syslog\")"))
     }
 }
 
@@ -247,6 +334,12 @@ pub struct Overrides {
     /// Seconds.
     pub timeout: Option<u64>,
     pub read_envelope_from: Option<bool>,
+    /// `--protocol`: SMTP or LMTP to the relay.
+    pub transport: Option<Transport>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--no-bdat`: `Some(false)`.
+    pub bdat: Option<bool>,
 }
 
 impl Profile {
@@ -316,6 +409,15 @@ impl Profile {
         if let Some(r) = o.read_envelope_from {
             self.read_envelope_from = r;
         }
+        if let Some(t) = o.transport {
+            self.transport = t;
+        }
+        if let Some(f) = o.log_format {
+            self.log_format = f;
+        }
+        if let Some(b) = o.bdat {
+            self.bdat = b;
+        }
         Ok(())
     }
 
@@ -356,53 +458,26 @@ enum Credential {
     Command(String),
 }
 
-/// One table's settings, checked and typed; `None` where the table is
-/// silent.
+/// The keys a table sets that are inherited as a group or choose the
+/// profile.
 #[derive(Clone, Default)]
-pub(crate) struct Layer {
-    hosts: Option<Vec<String>>,
-    port: Option<u16>,
-    tls: Option<TlsMode>,
-    tls_verify: Option<bool>,
-    tls_ca_file: Option<PathBuf>,
-    tls_fingerprint: Option<[u8; 32]>,
+struct Manual {
     /// The client certificate, and its key unless it is a PKCS#12 file.
     tls_client: Option<(PathBuf, Option<PathBuf>)>,
-    auth: Option<Auth>,
-    user: Option<String>,
     credential: Option<Credential>,
-    pub from: Option<FromRule>,
-    domain: Option<String>,
-    timeout: Option<Duration>,
-    allow_plaintext_auth: Option<bool>,
-    queue: Option<bool>,
-    queue_dir: Option<PathBuf>,
-    queue_lifetime: Option<Duration>,
-    transport: Option<Transport>,
-    maildir: Option<PathBuf>,
-    local_domains: Option<Vec<String>>,
-    add_date: Option<bool>,
-    add_message_id: Option<bool>,
-    add_from: Option<bool>,
-    qualify_headers: Option<bool>,
-    read_envelope_from: Option<bool>,
-    log: Option<LogTarget>,
+    from: Option<FromRule>,
 }
 
 impl Layer {
     /// Checks one raw table (`table` is its path: empty for the top level)
     /// and types its values. `home` expands `~/`.
     pub fn from_raw(
-        raw: RawProfile,
+        mut raw: RawProfile,
         table: &[&str],
         loc: &Locator<'_>,
         home: Option<&Path>,
     ) -> Result<Layer, ConfigError> {
         let bad = |key: &str, m: String| loc.bad_value(table, key, m);
-        let path = |key: &'static str, v: Option<String>| -> Result<Option<PathBuf>, ConfigError> {
-            v.map(|v| expand_path(&v, home).map_err(|m| bad(key, m)))
-                .transpose()
-        };
         let what = describe_table(table);
 
         if raw.password.is_some() && raw.password_command.is_some() {
@@ -412,7 +487,7 @@ impl Layer {
                 format!("both \"password\" and \"password_command\" are set {what}: keep one"),
             ));
         }
-        let tls_client = match (raw.tls_client_cert, raw.tls_client_key) {
+        let tls_client = match (raw.tls_client_cert.take(), raw.tls_client_key.take()) {
             (None, None) => None,
             (Some(c), Some(k)) => Some((
                 expand_path(&c, home).map_err(|m| bad("tls_client_cert", m))?,
@@ -438,7 +513,7 @@ impl Layer {
                 ));
             }
         };
-        let credential = match (raw.password, raw.password_command) {
+        let credential = match (raw.password.take(), raw.password_command.take()) {
             (Some(p), _) => {
                 if p.0.is_empty() {
                     return Err(bad(
@@ -454,139 +529,52 @@ impl Layer {
             }
             (None, None) => None,
         };
-
-        Ok(Layer {
-            hosts: raw
-                .host
-                .map(|h| check_hosts(h).map_err(|m| bad("host", m)))
-                .transpose()?,
-            port: raw
-                .port
-                .map(|p| check_port(p).map_err(|m| bad("port", m)))
-                .transpose()?,
-            tls: raw.tls,
-            tls_verify: raw.tls_verify,
-            tls_ca_file: path("tls_ca_file", raw.tls_ca_file)?,
-            tls_fingerprint: raw
-                .tls_fingerprint
-                .map(|f| parse_fingerprint(&f).map_err(|m| bad("tls_fingerprint", m)))
-                .transpose()?,
+        let from = raw
+            .from
+            .take()
+            .map(|f| from_rule(&f).map_err(|m| bad("from", m)))
+            .transpose()?;
+        let mut layer = Layer::keys(&mut raw, &bad, home)?;
+        layer.manual = Manual {
             tls_client,
-            auth: raw
-                .auth
-                .map(|a| a.parse::<Auth>().map_err(|m| bad("auth", m)))
-                .transpose()?,
-            user: raw
-                .user
-                .map(|u| check_user(&u).map(|()| u).map_err(|m| bad("user", m)))
-                .transpose()?,
             credential,
-            from: raw
-                .from
-                .map(|f| from_rule(&f).map_err(|m| bad("from", m)))
-                .transpose()?,
-            domain: raw
-                .domain
-                .map(|d| check_domain(&d).map(|()| d).map_err(|m| bad("domain", m)))
-                .transpose()?,
-            timeout: raw
-                .timeout
-                .map(|t| duration(t).map_err(|m| bad("timeout", m)))
-                .transpose()?,
-            allow_plaintext_auth: raw.allow_plaintext_auth,
-            queue: raw.queue,
-            queue_dir: path("queue_dir", raw.queue_dir)?,
-            queue_lifetime: raw
-                .queue_lifetime
-                .map(|t| duration(t).map_err(|m| bad("queue_lifetime", m)))
-                .transpose()?,
-            transport: raw.transport,
-            maildir: path("maildir", raw.maildir)?,
-            local_domains: raw
-                .local_domains
-                .map(|d| check_local_domains(d).map_err(|m| bad("local_domains", m)))
-                .transpose()?,
-            add_date: raw.add_date,
-            add_message_id: raw.add_message_id,
-            add_from: raw.add_from,
-            qualify_headers: raw.qualify_headers,
-            read_envelope_from: raw.read_envelope_from,
-            log: raw
-                .log
-                .map(|l| {
-                    if l == "syslog" {
-                        Ok(LogTarget::Syslog)
-                    } else {
-                        expand_path(&l, home)
-                            .map(LogTarget::File)
-                            .map_err(|m| bad("log", format!("{m} (or \"syslog\")")))
-                    }
-                })
-                .transpose()?,
-        })
+            from,
+        };
+        Ok(layer)
     }
 
     /// Whether this layer holds a password written in the file.
     pub fn has_password(&self) -> bool {
-        matches!(self.credential, Some(Credential::Password(_)))
+        matches!(self.manual.credential, Some(Credential::Password(_)))
+    }
+
+    /// The profile's own `from`, which chooses it by sender.
+    pub fn sender_rule(&self) -> Option<&FromRule> {
+        self.manual.from.as_ref()
     }
 
     /// The profile named `name`: this layer over `top`, over the built-in
     /// defaults.
     pub fn resolve(&self, name: &str, top: &Layer) -> Profile {
-        let d = Profile::default();
         fn pick<T: Clone>(own: &Option<T>, top: &Option<T>) -> Option<T> {
             own.clone().or_else(|| top.clone())
         }
-        let (password, password_command) = match pick(&self.credential, &top.credential) {
-            Some(Credential::Password(p)) => (Some(p), None),
+        let mut p = self.resolve_keys(name, top);
+        let (own, inherited) = (&self.manual, &top.manual);
+        (p.password, p.password_command) = match pick(&own.credential, &inherited.credential) {
+            Some(Credential::Password(s)) => (Some(s), None),
             Some(Credential::Command(c)) => (None, Some(c)),
             None => (None, None),
         };
-        let (tls_client_cert, tls_client_key) = match pick(&self.tls_client, &top.tls_client) {
+        (p.tls_client_cert, p.tls_client_key) = match pick(&own.tls_client, &inherited.tls_client) {
             Some((c, k)) => (Some(c), k),
             None => (None, None),
         };
-        let from = match pick(&self.from, &top.from) {
+        p.from = match pick(&own.from, &inherited.from) {
             Some(FromRule::Address(a)) => Some(a),
             _ => None,
         };
-        Profile {
-            name: name.to_owned(),
-            hosts: pick(&self.hosts, &top.hosts).unwrap_or(d.hosts),
-            port: pick(&self.port, &top.port),
-            tls: pick(&self.tls, &top.tls).unwrap_or(d.tls),
-            tls_verify: pick(&self.tls_verify, &top.tls_verify).unwrap_or(d.tls_verify),
-            tls_ca_file: pick(&self.tls_ca_file, &top.tls_ca_file),
-            tls_fingerprint: pick(&self.tls_fingerprint, &top.tls_fingerprint),
-            tls_client_cert,
-            tls_client_key,
-            auth: pick(&self.auth, &top.auth).unwrap_or(d.auth),
-            user: pick(&self.user, &top.user),
-            password,
-            password_command,
-            from,
-            domain: pick(&self.domain, &top.domain),
-            timeout: pick(&self.timeout, &top.timeout).unwrap_or(d.timeout),
-            allow_plaintext_auth: pick(&self.allow_plaintext_auth, &top.allow_plaintext_auth)
-                .unwrap_or(d.allow_plaintext_auth),
-            queue: pick(&self.queue, &top.queue).unwrap_or(d.queue),
-            queue_dir: pick(&self.queue_dir, &top.queue_dir),
-            queue_lifetime: pick(&self.queue_lifetime, &top.queue_lifetime)
-                .unwrap_or(d.queue_lifetime),
-            transport: pick(&self.transport, &top.transport).unwrap_or(d.transport),
-            maildir: pick(&self.maildir, &top.maildir),
-            local_domains: pick(&self.local_domains, &top.local_domains).unwrap_or(d.local_domains),
-            add_date: pick(&self.add_date, &top.add_date).unwrap_or(d.add_date),
-            add_message_id: pick(&self.add_message_id, &top.add_message_id)
-                .unwrap_or(d.add_message_id),
-            add_from: pick(&self.add_from, &top.add_from).unwrap_or(d.add_from),
-            qualify_headers: pick(&self.qualify_headers, &top.qualify_headers)
-                .unwrap_or(d.qualify_headers),
-            read_envelope_from: pick(&self.read_envelope_from, &top.read_envelope_from)
-                .unwrap_or(d.read_envelope_from),
-            log: pick(&self.log, &top.log),
-        }
+        p
     }
 }
 
@@ -989,8 +977,14 @@ mod tests {
             domain: Some("h.example".into()),
             timeout: Some(5),
             read_envelope_from: Some(true),
+            transport: Some(Transport::Lmtp),
+            log_format: Some(LogFormat::Json),
+            bdat: Some(false),
         })
         .unwrap();
+        assert_eq!(p.transport, Transport::Lmtp);
+        assert_eq!(p.log_format, LogFormat::Json);
+        assert!(!p.bdat);
         assert_eq!(p.hosts, ["c:2525"]);
         assert_eq!(p.effective_port(), 2525);
         assert_eq!(p.tls, TlsMode::Tls);

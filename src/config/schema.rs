@@ -4,7 +4,8 @@
 //! These types only check shapes. What a value means (a port in range, a
 //! fingerprint of 64 hex digits, a path to expand) is checked when a raw
 //! table becomes a typed layer, in `profile.rs`, where the file's line for
-//! each key is at hand.
+//! each key is at hand. The profile keys themselves are one table in
+//! `profile.rs`, which generates their schema (`RawProfile`).
 //!
 //! The top level carries `default_profile`, `[profile.NAME]`, `[aliases]`
 //! and every profile key as a default for all profiles. serde's `flatten`
@@ -19,43 +20,46 @@ use std::marker::PhantomData;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::cli::TlsMode;
-
 /// Keys that may only stand at the top level.
 pub(crate) const TOP_ONLY_KEYS: &[&str] = &["default_profile", "profile", "aliases"];
 
-/// Every key of a profile, in the order of [`RawProfile`]. All of them may
-/// also stand at the top level as defaults for every profile.
-pub(crate) const PROFILE_KEYS: &[&str] = &[
-    "host",
-    "port",
-    "tls",
-    "tls_verify",
-    "tls_ca_file",
-    "tls_fingerprint",
-    "tls_client_cert",
-    "tls_client_key",
-    "auth",
-    "user",
-    "password",
-    "password_command",
-    "from",
-    "domain",
-    "timeout",
-    "allow_plaintext_auth",
-    "queue",
-    "queue_dir",
-    "queue_lifetime",
-    "transport",
-    "maildir",
-    "local_domains",
-    "add_date",
-    "add_message_id",
-    "add_from",
-    "qualify_headers",
-    "read_envelope_from",
-    "log",
-];
+// The profile keys (`RawProfile`, `PROFILE_KEYS`) are defined once, in
+// the table in `profile.rs`, with their types and defaults.
+pub(crate) use super::profile::{PROFILE_KEYS, RawProfile};
+
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP; no TLS at all (only for a trusted network or loopback).
+    None,
+    /// Plain connection upgraded with STARTTLS; refuses to go on without it.
+    Starttls,
+    /// TLS from the first byte (implicit TLS, port 465).
+    Tls,
+}
+
+impl TlsMode {
+    /// The port each mode uses by default.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsMode {
+    /// As the configuration file writes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::None => "none",
+            TlsMode::Starttls => "starttls",
+            TlsMode::Tls => "tls",
+        })
+    }
+}
 
 /// What a message is delivered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -68,40 +72,6 @@ pub enum Transport {
     Maildir,
     /// Hand to an LMTP server.
     Lmtp,
-}
-
-/// One profile's keys, or the top-level defaults, as written.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a table of profile settings")]
-pub(crate) struct RawProfile {
-    pub host: Option<OneOrMany>,
-    pub port: Option<Int>,
-    pub tls: Option<TlsMode>,
-    pub tls_verify: Option<bool>,
-    pub tls_ca_file: Option<String>,
-    pub tls_fingerprint: Option<String>,
-    pub tls_client_cert: Option<String>,
-    pub tls_client_key: Option<String>,
-    pub auth: Option<String>,
-    pub user: Option<String>,
-    pub password: Option<RawSecret>,
-    pub password_command: Option<String>,
-    pub from: Option<String>,
-    pub domain: Option<String>,
-    pub timeout: Option<IntOrText>,
-    pub allow_plaintext_auth: Option<bool>,
-    pub queue: Option<bool>,
-    pub queue_dir: Option<String>,
-    pub queue_lifetime: Option<IntOrText>,
-    pub transport: Option<Transport>,
-    pub maildir: Option<String>,
-    pub local_domains: Option<OneOrMany>,
-    pub add_date: Option<bool>,
-    pub add_message_id: Option<bool>,
-    pub add_from: Option<bool>,
-    pub qualify_headers: Option<bool>,
-    pub read_envelope_from: Option<bool>,
-    pub log: Option<String>,
 }
 
 /// The keys only the top level has.

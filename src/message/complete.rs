@@ -4,9 +4,10 @@
 //!
 //! Everything the fields are made of is handed in (the address, the full
 //! name, the moment and its UTC offset, the domain), so this stays a pure
-//! function: the local UTC offset comes from [`super::localtime`], which
-//! reads nothing itself. The one exception is the Message-ID's uniqueness,
-//! which takes the clock, the process id and random bytes.
+//! function; [`DateStamp::now_local`] asks jiff for the moment and this
+//! system's UTC offset, and jiff writes the RFC 5322 date. The one
+//! exception is the Message-ID's uniqueness, which takes the clock, the
+//! process id and random bytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,8 +47,7 @@ pub struct DateStamp {
 }
 
 impl DateStamp {
-    /// Now, shown with `utc_offset_seconds` (pass the result of
-    /// [`super::localtime::utc_offset`], or 0 when it is unknown).
+    /// Now, shown with `utc_offset_seconds`.
     pub fn now(utc_offset_seconds: i32) -> DateStamp {
         DateStamp {
             unix_seconds: unix_now().0,
@@ -55,34 +55,35 @@ impl DateStamp {
         }
     }
 
+    /// Now, in this system's time zone (`TZ`, else `/etc/localtime`, as
+    /// jiff finds it; UTC when there is none).
+    pub fn now_local() -> DateStamp {
+        let now = jiff::Timestamp::now();
+        DateStamp {
+            unix_seconds: now.as_second(),
+            utc_offset_seconds: jiff::tz::TimeZone::system().to_offset(now).seconds(),
+        }
+    }
+
     /// RFC 5322 §3.3 `date-time`: `Tue, 01 Jul 2003 10:52:37 +0200`.
     pub fn to_rfc5322(&self) -> String {
+        use jiff::tz::{Offset, TimeZone};
         // An offset beyond ±24h is not a time zone; show UTC instead.
-        let offset = if self.utc_offset_seconds.unsigned_abs() < 86_400 {
-            self.utc_offset_seconds
-        } else {
-            0
-        };
-        let local = self.unix_seconds.saturating_add(i64::from(offset));
-        let days = local.div_euclid(86_400);
-        let secs = local.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
-        let month = MONTHS[(month - 1) as usize];
-        let sign = if offset < 0 { '-' } else { '+' };
-        let off_min = offset.unsigned_abs() / 60;
-        format!(
-            "{weekday}, {day:02} {month} {year:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60,
-            off_min / 60,
-            off_min % 60
-        )
+        let offset = Some(self.utc_offset_seconds)
+            .filter(|o| o.unsigned_abs() < 86_400)
+            .and_then(|o| Offset::from_seconds(o).ok())
+            .unwrap_or(Offset::UTC);
+        let at =
+            jiff::Timestamp::from_second(self.unix_seconds).unwrap_or(if self.unix_seconds < 0 {
+                jiff::Timestamp::MIN
+            } else {
+                jiff::Timestamp::MAX
+            });
+        // jiff's rfc2822 printer writes the day as "1"; mail has always
+        // carried it as "01", and RFC 5322 allows both.
+        at.to_zoned_datetime(TimeZone::fixed(offset))
+            .strftime("%a, %d %b %Y %H:%M:%S %z")
+            .to_string()
     }
 }
 
@@ -238,21 +239,6 @@ fn unix_now() -> (i64, u32) {
         ),
         Err(_) => (0, 0),
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 //! - [`envelope`]: the `-t` rules (smtplib's `send_message`) and Bcc removal.
 //! - [`complete`]: adding From, Date and Message-ID when missing.
 //! - [`qualify`]: `root` → `root@domain` in address fields and envelopes.
-//! - [`localtime`]: the local UTC offset for the Date field.
 //!
 //! ```
 //! use smtpsend::message::*;
@@ -47,12 +46,11 @@ pub mod complete;
 pub mod envelope;
 pub mod error;
 pub mod header;
-pub mod localtime;
 pub mod qualify;
 
 pub use address::{AddressError, Mailbox, parse_address_list};
 pub use complete::{Completion, DateStamp, Originator, complete_headers, is_domain};
-pub use envelope::{Extracted, extract_envelope, strip_bcc};
+pub use envelope::{Extracted, RecipientList, extract_envelope, strip_bcc};
 pub use error::{Kind, MessageError};
 pub use header::{Field, HeaderBlock, MAX_HEADER_BYTES, MAX_LINE_OCTETS, read_header_block};
 pub use qualify::{QUALIFIED_FIELDS, qualify_address, qualify_headers};

@@ -128,17 +128,7 @@ impl QueueError {
     /// empty message EX_NOINPUT, no recipients or a malformed ID
     /// EX_USAGE, an unknown ID EX_NOINPUT.
     pub fn kind(&self) -> Sysexit {
-        match self {
-            QueueError::CreateDir { .. } | QueueError::NoUsableDir(_) => Sysexit::CantCreate,
-            QueueError::Write { source, .. } => write_kind(source),
-            QueueError::Read { .. }
-            | QueueError::Input(_)
-            | QueueError::Corrupt { .. }
-            | QueueError::Lock { .. } => Sysexit::IoErr,
-            QueueError::Locked(_) | QueueError::LowSpace { .. } => Sysexit::TempFail,
-            QueueError::Empty | QueueError::NotFound(_) => Sysexit::NoInput,
-            QueueError::NoRecipients | QueueError::BadId(_) => Sysexit::Usage,
-        }
+        Sysexit::from(self)
     }
 
     /// Whether this says the message is not (or no longer) in the queue: a
@@ -177,16 +167,6 @@ impl QueueError {
 /// A full disk or quota is temporary (sendmail's "452 insufficient disk
 /// space; try again later"); no permission, a read-only file system or a
 /// path that is not a directory will not fix themselves.
-fn write_kind(e: &io::Error) -> Sysexit {
-    use io::ErrorKind::*;
-    match e.kind() {
-        StorageFull | QuotaExceeded => Sysexit::TempFail,
-        PermissionDenied | ReadOnlyFilesystem | NotADirectory | IsADirectory | FileTooLarge
-        | NotFound => Sysexit::CantCreate,
-        _ => Sysexit::IoErr,
-    }
-}
-
 fn describe_all(errors: &[QueueError]) -> String {
     if errors.is_empty() {
         return "none to try (no home directory and no configured queue_dir)".into();

@@ -1,13 +1,14 @@
-//! Calendar arithmetic in UTC: queue IDs, the times in the metadata, and
-//! mbox separator lines.
+//! Times in UTC for the queue: queue IDs, the times in the metadata, and
+//! mbox separator lines. The calendar is jiff's.
 //!
-//! Everything is UTC: turning a time into local time needs the time zone
-//! database (or `localtime_r`, which is unsafe to call), and a spool that
-//! is read by `mailq` on one machine and a cron job on another is clearer
-//! in one zone anyway. Times before 1970 are clamped to 1970.
+//! Everything is UTC: a spool that is read by `mailq` on one machine and a
+//! cron job on another is clearer in one zone. Times before 1970 are
+//! clamped to 1970.
 
-use crate::message::complete::civil_from_days;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jiff::Timestamp;
+use jiff::tz::{Offset as JiffOffset, TimeZone};
 
 use toml::value::{Date, Datetime, Offset, Time};
 
@@ -25,32 +26,19 @@ pub(crate) struct Civil {
     pub weekday: u32,
 }
 
-/// The inverse of [`civil_from_days`].
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 pub(crate) fn civil(t: SystemTime) -> Civil {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    let (year, month, day) = civil_from_days(days);
+    let t = t.max(UNIX_EPOCH);
+    let ts = Timestamp::try_from(t).unwrap_or(Timestamp::MAX);
+    let dt = TimeZone::UTC.to_datetime(ts);
     Civil {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        minute: rem / 60 % 60,
-        second: rem % 60,
-        micros: since.subsec_micros(),
-        weekday: (days + 4).rem_euclid(7) as u32,
+        year: i64::from(dt.year()),
+        month: u32::from(dt.month().unsigned_abs()),
+        day: u32::from(dt.day().unsigned_abs()),
+        hour: u32::from(dt.hour().unsigned_abs()),
+        minute: u32::from(dt.minute().unsigned_abs()),
+        second: u32::from(dt.second().unsigned_abs()),
+        micros: dt.subsec_nanosecond().unsigned_abs() / 1000,
+        weekday: u32::from(dt.weekday().to_sunday_zero_offset().unsigned_abs()),
     }
 }
 
@@ -127,24 +115,34 @@ pub(crate) fn from_toml(dt: &Datetime) -> Option<SystemTime> {
     if !(1..=12).contains(&date.month) || !(1..=31).contains(&date.day) {
         return None;
     }
-    let days = days_from_civil(i64::from(date.year), date.month.into(), date.day.into());
     let (h, m, s, ns) = match dt.time {
         Some(t) if t.hour < 24 && t.minute < 60 && t.second <= 60 => {
-            (t.hour, t.minute, t.second, t.nanosecond)
+            (t.hour, t.minute, t.second.min(59), t.nanosecond)
         }
         Some(_) => return None,
         None => (0, 0, 0, 0),
     };
     let offset = match dt.offset {
-        Some(Offset::Custom { minutes }) => i64::from(minutes) * 60,
+        Some(Offset::Custom { minutes }) => i32::from(minutes) * 60,
         Some(Offset::Z) | None => 0,
         // `Offset` may grow; an unknown offset is not a time we can trust.
         #[allow(unreachable_patterns)]
         _ => return None,
     };
-    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s) - offset;
-    let secs = u64::try_from(secs).ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, ns.min(999_999_999)))
+    let civil = jiff::civil::DateTime::new(
+        i16::try_from(date.year).ok()?,
+        i8::try_from(date.month).ok()?,
+        i8::try_from(date.day).ok()?,
+        i8::try_from(h).ok()?,
+        i8::try_from(m).ok()?,
+        i8::try_from(s).ok()?,
+        i32::try_from(ns.min(999_999_999)).ok()?,
+    )
+    .ok()?;
+    let tz = TimeZone::fixed(JiffOffset::from_seconds(offset).ok()?);
+    let ts = tz.to_timestamp(civil).ok()?;
+    let t = SystemTime::try_from(ts).ok()?;
+    (t >= UNIX_EPOCH).then_some(t)
 }
 
 /// `#[serde(with)]` for a `SystemTime` stored as a TOML date-time.
@@ -211,14 +209,6 @@ mod tests {
             rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00Z"
         );
-    }
-
-    #[test]
-    fn days_round_trip() {
-        for z in (-800_000..800_000).step_by(997) {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z);
-        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod extension;
 pub mod idna;
 mod login;
 pub mod reply;
+pub mod server;
 pub mod session;
 pub mod stream;
 

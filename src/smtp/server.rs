@@ -14,11 +14,14 @@
 //! are held back until the input has nothing more buffered), 8BITMIME,
 //! SMTPUTF8, SIZE, ENHANCEDSTATUSCODES, HELP. STARTTLS and AUTH are not
 //! offered: the peer is a local process on our standard input.
+//!
+//! Replies are the engine's own [`Reply`] type, written in their wire
+//! form by [`write_reply`]: what we send is what the client side parses.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::smtp::EnhancedCode;
 use crate::smtp::command::quoteaddr;
+use crate::smtp::{EnhancedCode, Reply};
 
 /// Longest command line accepted, line ending included (RFC 5321
 /// §4.5.3.1.4 allows 512 for commands and §4.5.3.1.6 1000 for text lines;
@@ -206,16 +209,11 @@ enum Flow {
 
 impl Session<'_> {
     fn reply(&mut self, code: u16, text: &str) {
-        self.pending
-            .extend_from_slice(format!("{code} {text}\r\n").as_bytes());
+        write_reply(&mut self.pending, &Reply::new(code, vec![text.to_owned()]));
     }
 
     fn reply_lines(&mut self, code: u16, lines: &[String]) {
-        for (i, l) in lines.iter().enumerate() {
-            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            self.pending
-                .extend_from_slice(format!("{code}{sep}{l}\r\n").as_bytes());
-        }
+        write_reply(&mut self.pending, &Reply::new(code, lines.to_vec()));
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -460,6 +458,21 @@ impl Session<'_> {
         }
         self.reply(code, &text);
         Ok(true)
+    }
+}
+
+/// Appends the wire form of `reply` (RFC 5321 §4.2.1): `ddd-text` for
+/// every line but the last, `ddd text` for the last, each ending in CRLF.
+/// The texts are ours, already free of CR and LF.
+pub fn write_reply(out: &mut Vec<u8>, reply: &Reply) {
+    let lines = reply.lines();
+    let last = lines.len().saturating_sub(1);
+    for (i, l) in lines.iter().enumerate() {
+        let sep = if i == last { ' ' } else { '-' };
+        out.extend_from_slice(format!("{}{sep}{l}\r\n", reply.code()).as_bytes());
+    }
+    if lines.is_empty() {
+        out.extend_from_slice(format!("{}\r\n", reply.code()).as_bytes());
     }
 }
 
@@ -1196,5 +1209,19 @@ mod tests {
         })
         .unwrap();
         assert!(out.starts_with(b"220 evil250x smtpsend ESMTP\r\n"));
+    }
+
+    #[test]
+    fn replies_are_written_as_the_client_parses_them() {
+        let r = Reply::new(
+            250,
+            vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()],
+        );
+        let mut out = Vec::new();
+        write_reply(&mut out, &r);
+        assert_eq!(out, b"250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+        let back = crate::smtp::reply::parse_reply(&out).unwrap();
+        assert_eq!(back.code(), 250);
+        assert_eq!(back.lines(), r.lines());
     }
 }
