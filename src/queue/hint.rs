@@ -116,6 +116,20 @@ impl Queue {
         }
     }
 
+    /// The earliest time any deferred message may be due, from the hints
+    /// (one directory read and one `fstatat` per profile, however long
+    /// the queue): what a retrier sleeps until. `None`: no deferred
+    /// message waits. A lower bound, like every hint.
+    pub fn earliest_due(&self) -> Option<SystemTime> {
+        let dir = self.fd(Sub::Hint);
+        files::names_at(dir)
+            .ok()?
+            .iter()
+            .filter_map(|n| files::stat_at(dir, n).ok().flatten())
+            .map(|st| UNIX_EPOCH + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0)))
+            .min()
+    }
+
     /// Lowers `profile`'s hint to `next` (the next attempt of a message
     /// just deferred), or records it in the run's [`HintBook`]. Best
     /// effort: a hint left too high only means the message waits for
@@ -249,6 +263,7 @@ mod tests {
     fn a_deferral_makes_its_profile_due_at_its_next_attempt() {
         let (_d, q) = queue();
         assert!(!q.maybe_due("default", t(0)));
+        assert_eq!(q.earliest_due(), None);
         let id = spool(&q, b"x\n", &["a@b"]);
         // Spooling alone sets no hint: the spooler is trying it.
         assert!(!q.maybe_due("default", t(0)));
@@ -262,6 +277,7 @@ mod tests {
         assert!(!q.maybe_due("default", t(59)));
         assert!(q.maybe_due("default", t(60)));
         assert!(!q.maybe_due("other", t(60)));
+        assert_eq!(q.earliest_due(), Some(t(60)));
         // Lowering only lowers.
         q.lower_hint("default", t(600));
         assert!(q.maybe_due("default", t(60)));
