@@ -422,8 +422,49 @@ fn root_writes_nothing_outside_the_spool_through_swapped_symlinks() {
     assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
 }
 
+/// Submits one message with the queue in `q` (relay down, `extra`
+/// configuration), expecting exit 75 and nothing left in the queue.
+fn submit_below_floor(env: &BinEnv, q: &Path, extra: &str) -> Out {
+    let cfg = env.path("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "queue_dir = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n{extra}",
+            q.display(),
+            closed_port()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.run(
+        &["-C", cfg.to_str().unwrap(), "-i", "b@example.org"],
+        &msg("floor"),
+    );
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    for sub in ["msg", "tmp"] {
+        let n = std::fs::read_dir(q.join(sub))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(n, 0, "{sub} holds something");
+    }
+    out
+}
+
+/// The floor through the configuration (`queue_min_free`), on any
+/// machine: set above the disk's size, nothing is queued and the caller
+/// is told to keep the message (exit 75).
 #[test]
-fn below_the_free_space_floor_nothing_is_queued() {
+fn below_the_configured_free_space_floor_nothing_is_queued() {
+    let env = BinEnv::new();
+    let q = env.path("queue");
+    let out = submit_below_floor(&env, &q, "queue_min_free = \"1000000000G\"\n");
+    assert!(out.stderr.contains("queue_min_free"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
+
+/// A real small file system (tmpfs, 8 MiB) under the default 20 MiB floor.
+#[test]
+fn below_the_default_floor_of_a_small_disk_nothing_is_queued() {
     if !is_root() {
         eprintln!("not root: cannot mount a small tmpfs; skipped");
         return;
@@ -431,7 +472,6 @@ fn below_the_free_space_floor_nothing_is_queued() {
     let env = BinEnv::new();
     let q = env.path("queue");
     std::fs::create_dir(&q).unwrap();
-    // 8 MiB: below the default 20 MiB floor from the start.
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
         .arg(&q)
@@ -448,30 +488,9 @@ fn below_the_free_space_floor_nothing_is_queued() {
         }
     }
     let _guard = Unmount(q.clone());
-    let cfg = env.path("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "queue_dir = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            q.display(),
-            closed_port()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = env.run(
-        &["-C", cfg.to_str().unwrap(), "-i", "b@example.org"],
-        &msg("floor"),
-    );
-    assert_eq!(out.code, 75, "{}", out.stderr);
+    let out = submit_below_floor(&env, &q, "");
     assert!(out.stderr.contains("floor"), "{}", out.stderr);
-    for sub in ["msg", "tmp"] {
-        let n = std::fs::read_dir(q.join(sub))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        assert_eq!(n, 0, "{sub} holds something");
-    }
-    // Through the library, with the floor set high, on any machine.
+    // Through the library, with the floor set high.
     let q2 = env.path("q2");
     let queue = Queue::open(&q2).unwrap().with_min_free(u64::MAX);
     let e = queue

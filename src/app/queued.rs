@@ -209,7 +209,7 @@ pub fn spool(
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
-    let q = chosen.queue;
+    let q = chosen.queue.with_min_free(plan.profile.queue_min_free);
     let mut whole = std::io::Read::chain(&plan.headers[..], body);
     let spooled = q
         .spool(
