@@ -441,6 +441,8 @@ mod tests {
     fn run_lock_is_exclusive() {
         let (_d, q) = queue();
         let first = q.run_lock().unwrap().expect("free");
+        let m = std::fs::symlink_metadata(q.dir().join("run.lock")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
         assert!(q.run_lock().unwrap().is_none());
         // Another handle on the same directory, as another process.
         let q2 = Queue::open(q.dir()).unwrap();
