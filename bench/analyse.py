@@ -590,6 +590,7 @@ ISSUE15 = {
         ("  first thousand (msg/s)", _first("first_1000_per_s")),
         ("  last thousand (msg/s)", _first("last_1000_per_s")),
     ],
+    "submission": [("syscalls of one submission, {v} (strace -c)", lambda vs: f"{vs[0]['total']:,} ({vs[0]['top']})")],
     "list": [
         (
             "{v} (s; peak RSS MiB)",

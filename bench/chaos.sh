@@ -11,4 +11,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CHAOS_MESSAGES=${1:-${CHAOS_MESSAGES:-5000}}
-exec cargo test --release --test chaos -- --ignored --nocapture chaos_large
+exec cargo test --test chaos -- --ignored --nocapture chaos_large

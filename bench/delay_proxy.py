@@ -149,6 +149,10 @@ async def main():
         loop.add_signal_handler(sig, stop.set)
     async with srv:
         await stop.wait()
+    # A second signal while the loop closes would hit a closed wakeup fd.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 #          against QUEUE_N msmtp invocations with the same security
 #   rcpts  -t with 6,000 and 60,000 recipients: time and peak memory
 #   spool  SPOOL_N (10,000) messages queued with the relay down: the rate
-#          of each thousand, -bp, then one queue run over all of them
+#          of each thousand, the syscalls of one submission with 0 and
+#          with SPOOL_N queued, -bp, then one queue run over all of them
 #   instr  instructions per small send (valgrind --tool=callgrind), plain
 #          and STARTTLS+AUTH
 #
@@ -67,6 +68,8 @@ export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config LC_ALL=C
 # smtpsend's password for AUTH (no command to run per send); msmtp's is in
 # its configuration file.
 export SMTPSEND_PASSWORD=bench-secret
+# No detached queue retrier: it would deliver behind the benchmarks' backs.
+export SMTPSEND_NO_RETRIER=1
 mkdir -p "$HOME" "$RESULTS_DIR" "$PROFILES"
 results_header "bench/tls.sh ${SECTIONS[*]}" >"$RESULTS"
 
@@ -312,16 +315,26 @@ fi
 
 # ------------------------------------- 5. queueing 10,000 with the relay down --
 
+# One more submission with the relay down, under strace -c: the count of
+# syscalls says whether its cost depends on the backlog.
+submit_traced() { # CONFIG LABEL
+    strace -f -c -o "$WORK/submit-strace.txt" "$SMTPSEND" -C "$1" -i -f a@example.org \
+        rcpt@example.org <"$MSG" 2>/dev/null || die "smtpsend did not queue a message"
+    record submission smtpsend "$2" "$("$PY" "$BENCH/analyse.py" syscalls "$WORK/submit-strace.txt")"
+}
+
 if wants spool; then
     QD=$WORK/queue-plain CFG=$WORK/queue-plain.toml
     qconf "$CFG" "$QD" plain "$(closed_port)"
+    submit_traced "$CFG" "relay down, 0 queued"
     say "spool: $SPOOL_N messages with the relay down"
     spool_n "$CFG" "$SPOOL_N" "$SPOOL_N queued, relay down"
+    submit_traced "$CFG" "relay down, $((SPOOL_N + 1)) queued"
     /usr/bin/time -v -o "$WORK/time-bp.txt" "$SMTPSEND" -C "$CFG" -bp >"$WORK/bp.txt"
     record list smtpsend "-bp over $SPOOL_N" "{\"lines\": $(wc -l <"$WORK/bp.txt"), \"rss\": $("$PY" "$BENCH/analyse.py" rss "$WORK/time-bp.txt")}"
     qconf "$CFG" "$QD" plain "${PORT[plainchunk]}"
     say "spool: one queue run over $SPOOL_N"
-    queue_run "$CFG" "$QD" plainchunk "$SPOOL_N" "plain, $SPOOL_N queued, one --queue-flush"
+    queue_run "$CFG" "$QD" plainchunk "$((SPOOL_N + 2))" "plain, $((SPOOL_N + 2)) queued, one --queue-flush"
 fi
 
 # ------------------------------------- 6. instructions per small send --

@@ -473,7 +473,7 @@ fn profile_for(
 
 /// Every queue directory that exists: the configured ones, the user's
 /// and the system's.
-fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
+pub(crate) fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
     // The system spool root's runner started this process to run.
     configured.push(queue::owner::requested_spool().map(Path::to_path_buf));
@@ -606,6 +606,15 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
             );
             if let Some(err) = &e.last_error {
                 let _ = writeln!(out, "  ({err})");
+            }
+            // When the queue's schedule tries it again (issue 14).
+            if e.attempts > 0 {
+                let when = if e.next_attempt <= SystemTime::now() {
+                    "now (due)".to_owned()
+                } else {
+                    queue::rfc3339(e.next_attempt)
+                };
+                let _ = writeln!(out, "  (next attempt: {when})");
             }
             for r in &e.recipients {
                 let _ = writeln!(out, "{:>73}{r}", "");

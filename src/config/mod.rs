@@ -49,11 +49,11 @@ mod locate;
 mod parse;
 mod password;
 mod permissions;
+mod policy;
 mod profile;
 mod schema;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,11 @@ use std::path::{Path, PathBuf};
 pub use aliases::{Aliases, DEFAULT_ALIAS, Target};
 pub use error::{ConfigError, Exposure, Origin};
 pub use locate::{CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, locate, locate_in};
-pub use password::{MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV};
+pub use password::{
+    CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
+    SECRET_ENV,
+};
+pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
 pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
@@ -87,6 +91,7 @@ pub struct Config {
     profiles: Vec<Choice>,
     aliases: Aliases,
     has_password: bool,
+    arg_policy: ArgPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -104,11 +109,8 @@ impl Config {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
-        let meta = file.metadata().map_err(read_err)?;
-        if meta.is_dir() {
-            return Err(read_err(io::Error::other("it is a directory")));
-        }
+        let (file, meta, opened) =
+            permissions::open_trusted(path, rustix::process::geteuid().as_raw())?;
         let mut bytes = Vec::new();
         file.take(MAX_CONFIG_SIZE + 1)
             .read_to_end(&mut bytes)
@@ -124,7 +126,13 @@ impl Config {
         // Only a regular file's mode says who can read or change what was
         // read: `-C /dev/null` (no configuration) is mode 0666 and fine.
         if meta.is_file() {
-            permissions::check(path, meta.mode(), meta.uid(), config.has_password)?;
+            permissions::check(
+                &opened,
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                config.has_password,
+            )?;
         }
         Ok(config)
     }
@@ -177,6 +185,12 @@ impl Config {
     /// rule apply).
     pub fn has_password(&self) -> bool {
         self.has_password
+    }
+
+    /// `restrict_args`, `allow_args`, `allow_config_dirs`: meaningful in
+    /// the system file only (see `policy.rs`).
+    pub fn arg_policy(&self) -> &ArgPolicy {
+        &self.arg_policy
     }
 
     /// Chooses the profile for a message, in this order:
@@ -298,6 +312,13 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         ));
     }
 
+    let arg_policy = policy::from_raw(
+        doc.top.restrict_args,
+        doc.top.allow_args,
+        doc.top.allow_config_dirs,
+        &loc,
+    )?;
+
     let aliases = build_aliases(
         doc.top.aliases.map(|a| a.0).unwrap_or_default(),
         &loc,
@@ -310,6 +331,7 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         profiles,
         aliases,
         has_password,
+        arg_policy,
     })
 }
 

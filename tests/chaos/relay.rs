@@ -1,7 +1,8 @@
 //! The chaos relay: an in-process ESMTP server on 127.0.0.1 that misbehaves
 //! at random and keeps an exact record of what it received.
 //!
-//! Per session it draws one [`Fault`] (or none) and applies it to one
+//! Per session it offers CHUNKING or not (half and half, so that BDAT and
+//! DATA are both exercised) and draws one [`Fault`] (or none) and applies it to one
 //! transaction of the session: a 4xx at the greeting, MAIL, RCPT, DATA or
 //! after the data; a stall (no reply, then a close) at any of those or in
 //! the middle of the data; a dropped connection in the middle of the data
@@ -339,6 +340,9 @@ struct Conn {
     peer: SocketAddr,
     fault: Fault,
     fault_txn: u32,
+    /// CHUNKING offered in this session (half of them), so that both BDAT
+    /// and DATA are exercised.
+    chunking: bool,
     txn: u32,
     /// Receipts of this session whose reply was written, not yet followed.
     unfollowed: Vec<usize>,
@@ -404,6 +408,7 @@ fn session(s: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
     let pid = owner_of(peer, s.port, &s.children);
     let (fault, fault_txn) = draw_fault(&s);
+    let chunking = s.rng.lock().unwrap().chance(0.5);
     {
         let mut st = s.stats.lock().unwrap();
         st.sessions += 1;
@@ -420,6 +425,7 @@ fn session(s: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         peer,
         fault,
         fault_txn,
+        chunking,
         txn: 0,
         unfollowed: Vec::new(),
     };
@@ -447,9 +453,12 @@ fn converse(c: &mut Conn) {
         let upper = line.to_ascii_uppercase();
         let verb = upper.split([' ', ':']).next().unwrap_or("").to_string();
         let ok = match verb.as_str() {
-            "EHLO" => c.send(
-                "250-chaos.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-SIZE 4194304\r\n250 ENHANCEDSTATUSCODES\r\n",
-            ),
+            "EHLO" => {
+                let chunking = if c.chunking { "250-CHUNKING\r\n" } else { "" };
+                c.send(&format!(
+                    "250-chaos.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n{chunking}250-SIZE 4194304\r\n250 ENHANCEDSTATUSCODES\r\n"
+                ))
+            }
             "HELO" | "NOOP" => c.send("250 2.0.0 ok\r\n"),
             "RSET" => {
                 in_txn = false;
@@ -527,7 +536,7 @@ fn converse(c: &mut Conn) {
                     }
                 }
             }
-            "BDAT" => {
+            "BDAT" if c.chunking => {
                 let mut parts = upper.split_whitespace().skip(1);
                 let size: Option<usize> = parts.next().and_then(|n| n.parse().ok());
                 let last = parts.next() == Some("LAST");
