@@ -75,6 +75,10 @@ export HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config LC_ALL=C
 export SMTPSEND_PASSWORD=bench-secret
 # No detached queue retrier: it would deliver behind the benchmarks' backs.
 export SMTPSEND_NO_RETRIER=1
+# The trust store as a stock Debian machine has it: OpenSSL's own defaults,
+# not a bundle or directory some tool's environment points at (each changes
+# how much of the store a TLS client parses).
+unset SSL_CERT_FILE SSL_CERT_DIR
 mkdir -p "$HOME" "$RESULTS_DIR" "$PROFILES"
 results_header "bench/tls.sh ${SECTIONS[*]}" >"$RESULTS"
 
