@@ -65,6 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'smtpsend' -ScriptBlock {
             [CompletionResult]::new('--serverinfo', '--serverinfo', [CompletionResultType]::ParameterName, 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS')
             [CompletionResult]::new('--queue-list', '--queue-list', [CompletionResultType]::ParameterName, 'List the queue (the same as -bp and mailq)')
             [CompletionResult]::new('--queue-flush', '--queue-flush', [CompletionResultType]::ParameterName, 'Retry every queued message now, ignoring the backoff')
+            [CompletionResult]::new('--queue-retrier', '--queue-retrier', [CompletionResultType]::ParameterName, 'Internal: run as the detached queue retrier a submission leaves behind (see src/retrier.rs); the rest of argv is the submission''s')
             [CompletionResult]::new('--no-queue', '--no-queue', [CompletionResultType]::ParameterName, 'Do not keep the message on a temporary failure: exit 75 and leave it to the caller (the profile''s queue = false)')
             [CompletionResult]::new('--strict-recipients', '--strict-recipients', [CompletionResultType]::ParameterName, 'Exit 67 when the relay refuses some recipients (by default the message goes to the others and the refused are reported)')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print the version')

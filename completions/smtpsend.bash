@@ -23,7 +23,7 @@ _smtpsend() {
 
     case "${cmd}" in
         smtpsend)
-            opts="-t -i -f -F -N -R -V -B -b -o -q -v -C -L -X -G -U -n -a -h --queue-run --log-file --log-format --profile --host --port --tls --protocol --no-bdat --tls-verify --tls-ca-file --auth --user --password-command --from --domain --timeout --read-envelope-from --file --debug --dry-run --serverinfo --queue-list --queue-flush --queue-delete --no-queue --strict-recipients --version --help"
+            opts="-t -i -f -F -N -R -V -B -b -o -q -v -C -L -X -G -U -n -a -h --queue-run --log-file --log-format --profile --host --port --tls --protocol --no-bdat --tls-verify --tls-ca-file --auth --user --password-command --from --domain --timeout --read-envelope-from --file --debug --dry-run --serverinfo --queue-list --queue-flush --queue-delete --queue-retrier --no-queue --strict-recipients --version --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -62,6 +62,7 @@ set edit:completion:arg-completer[smtpsend] = {|@words|
             cand --serverinfo 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS'
             cand --queue-list 'List the queue (the same as -bp and mailq)'
             cand --queue-flush 'Retry every queued message now, ignoring the backoff'
+            cand --queue-retrier 'Internal: run as the detached queue retrier a submission leaves behind (see src/retrier.rs); the rest of argv is the submission''s'
             cand --no-queue 'Do not keep the message on a temporary failure: exit 75 and leave it to the caller (the profile''s queue = false)'
             cand --strict-recipients 'Exit 67 when the relay refuses some recipients (by default the message goes to the others and the refused are reported)'
             cand --version 'Print the version'

@@ -48,6 +48,7 @@ complete -c smtpsend -l dry-run -d 'Print the profile, the envelope and the mess
 complete -c smtpsend -l serverinfo -d 'Connect and print what the relay offers: greeting, TLS certificate, extensions and AUTH mechanisms, before and after STARTTLS'
 complete -c smtpsend -l queue-list -d 'List the queue (the same as -bp and mailq)'
 complete -c smtpsend -l queue-flush -d 'Retry every queued message now, ignoring the backoff'
+complete -c smtpsend -l queue-retrier -d 'Internal: run as the detached queue retrier a submission leaves behind (see src/retrier.rs); the rest of argv is the submission\'s'
 complete -c smtpsend -l no-queue -d 'Do not keep the message on a temporary failure: exit 75 and leave it to the caller (the profile\'s queue = false)'
 complete -c smtpsend -l strict-recipients -d 'Exit 67 when the relay refuses some recipients (by default the message goes to the others and the refused are reported)'
 complete -c smtpsend -l version -d 'Print the version'

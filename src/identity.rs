@@ -1,8 +1,6 @@
 //! Who is sending: the login name, found without trusting a minimal
 //! environment (sudo, cron, systemd give little or none).
 
-use std::os::unix::fs::MetadataExt;
-
 /// The login name: `$LOGNAME`, `$USER`, else the owner of this process
 /// looked up in /etc/passwd, else the numeric uid.
 pub fn login_name() -> String {
@@ -13,13 +11,14 @@ pub fn login_name() -> String {
             return v;
         }
     }
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if let Some(uid) = uid
-        && let Some(name) = passwd_name(uid)
-    {
-        return name;
-    }
-    uid.map_or_else(|| "nobody".into(), |u| u.to_string())
+    let uid = uid();
+    passwd_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// This process's real uid, from the kernel: not from /proc/self, whose
+/// owner is root once the process is non-dumpable (see `harden`).
+pub fn uid() -> u32 {
+    rustix::process::getuid().as_raw()
 }
 
 fn is_plain_name(s: &str) -> bool {
@@ -29,7 +28,8 @@ fn is_plain_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'$'))
 }
 
-fn passwd_name(uid: u32) -> Option<String> {
+/// The name /etc/passwd gives `uid`, if it is a plain one.
+pub(crate) fn passwd_name(uid: u32) -> Option<String> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let mut f = l.split(':');

@@ -26,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod harden;
 pub mod hostname;
 pub mod identity;
 pub mod log;

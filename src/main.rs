@@ -10,15 +10,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use smtpsend::app::{self, Failure, Invocation, Report};
-use smtpsend::cli::{self, Args, Personality};
+use smtpsend::cli::{self, Args};
 use smtpsend::exit::Sysexit;
 
 fn main() -> ExitCode {
+    smtpsend::harden::harden_process();
     app::panic::install_hook();
     let argv: Vec<_> = std::env::args_os().collect();
-    let personality = argv
-        .first()
-        .map_or(Personality::Sendmail, |a| Personality::from_argv0(a));
+    let argv0 = argv.first().cloned().unwrap_or_default();
     let args = match Args::try_parse_from(cli::normalize(argv)) {
         Ok(a) => a,
         Err(e) => {
@@ -27,7 +26,7 @@ fn main() -> ExitCode {
         }
     };
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        let inv = Invocation::resolve(personality, &args)?;
+        let inv = Invocation::resolve(&argv0, args)?;
         app::run(
             &inv,
             Box::new(std::io::stdin()),

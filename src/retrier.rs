@@ -33,10 +33,11 @@
 //! `retrier = false` in the profile, or `SMTPSEND_NO_RETRIER=1` in the
 //! environment (tests; sites that run only the timer).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
@@ -77,7 +78,15 @@ pub fn disabled(profile_retrier: Option<bool>, env: Option<OsString>) -> bool {
 /// Descriptors std opened are close-on-exec; those a caller left open
 /// without it are closed by the child's [`detach`]. Does not wait.
 pub fn spawn(exe: &Path, args: &[OsString]) -> io::Result<Child> {
+    spawn_named(exe, exe.as_os_str(), args)
+}
+
+/// [`spawn`] with `argv0` as the child's name (`sendmail`, `smtpsend`):
+/// the name decides which argv rules apply, and the retrier is given the
+/// submission's own argv under the submission's own name.
+pub fn spawn_named(exe: &Path, argv0: &OsStr, args: &[OsString]) -> io::Result<Child> {
     Command::new(exe)
+        .arg0(argv0)
         .args(args)
         .arg(FLAG)
         .stdin(Stdio::null())

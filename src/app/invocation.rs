@@ -9,6 +9,7 @@
 //! argv policy checks ([`check_argv_policy`]), done once before anything
 //! else.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub enum Mode {
     },
     /// `newaliases`, `-bi`: nothing to rebuild.
     Newaliases,
+    /// `--queue-retrier` (hidden): the detached retrier a submission that
+    /// left a message queued starts (src/retrier.rs).
+    QueueRetrier,
 }
 
 /// What every mode shares: where the configuration is, which profile,
@@ -75,7 +79,6 @@ pub struct Settings {
     pub no_queue: bool,
     /// `--strict-recipients`: a partial refusal is EX_NOUSER.
     pub strict_recipients: bool,
-    pub verbose: bool,
 }
 
 /// One message to send, as the caller described it.
@@ -109,12 +112,16 @@ pub enum Source {
 }
 
 impl Invocation {
-    /// Resolves parsed argv. Errors are usage errors (EX_USAGE) naming
-    /// the flag.
-    pub fn resolve(personality: Personality, args: &Args) -> Result<Invocation, Failure> {
-        check_argv_policy(personality, args)?;
+    /// Resolves parsed argv; `argv0` is the name the program was called
+    /// as. Errors are usage errors (EX_USAGE) naming the flag, or the argv
+    /// policy's refusal.
+    pub fn resolve(argv0: &OsStr, mut args: Args) -> Result<Invocation, Failure> {
+        let personality = Personality::from_argv0(argv0);
+        check_argv_policy(argv0, personality, &mut args)?;
+        let args = &args;
         let settings = settings(args)?;
         let mode = match (personality, args.mode.as_deref()) {
+            _ if args.queue_retrier => Mode::QueueRetrier,
             (Personality::Newaliases, _) | (_, Some("i")) => Mode::Newaliases,
             (Personality::Mailq, _) | (_, Some("p")) => Mode::QueueList,
             _ if args.queue_list => Mode::QueueList,
@@ -150,10 +157,15 @@ fn usage(m: impl Into<String>) -> Failure {
 }
 
 /// The argv policy: what a caller may ask for at all, checked once before
-/// anything is read or loaded. Rules that depend on the name the program
-/// was called as (a web server's `sendmail -t -i` must not name a config
-/// file or a log file) belong here too.
-pub fn check_argv_policy(_personality: Personality, args: &Args) -> Result<(), Failure> {
+/// anything is read or loaded, the only place argv is judged. Rules that
+/// depend on the name the program was called as (a web server's
+/// `sendmail -t -i` must not name a config file or a log file) belong
+/// here too; they may drop a flag from `args` (as Postfix ignores `-X`).
+pub fn check_argv_policy(
+    argv0: &OsStr,
+    _personality: Personality,
+    args: &mut Args,
+) -> Result<(), Failure> {
     // A control character in an address means the caller's string is not
     // one address, whatever a parser would make of it (a CR LF smuggled
     // into -f would be a second SMTP command).
@@ -165,7 +177,8 @@ pub fn check_argv_policy(_personality: Personality, args: &Args) -> Result<(), F
         crate::smtp::command::check_line_safe("address", raw)
             .map_err(|e| usage(format!("{e}: nothing was sent")))?;
     }
-    Ok(())
+    // The sendmail name (or restrict_args) is not a code-execution surface.
+    crate::cli::restrict::apply(argv0, args).map_err(|r| Failure::new(r.exit(), r.to_string()))
 }
 
 fn settings(args: &Args) -> Result<Settings, Failure> {
@@ -208,7 +221,6 @@ fn settings(args: &Args) -> Result<Settings, Failure> {
         dry_run: args.dry_run,
         no_queue: args.no_queue,
         strict_recipients: args.strict_recipients,
-        verbose: args.verbose || args.debug,
     })
 }
 
@@ -249,17 +261,17 @@ mod tests {
     use clap::Parser;
     use std::ffi::OsString;
 
-    fn resolve_as(personality: Personality, argv: &[&str]) -> Result<Invocation, Failure> {
-        let argv = std::iter::once("smtpsend")
+    fn resolve_as(argv0: &str, argv: &[&str]) -> Result<Invocation, Failure> {
+        let argv = std::iter::once(argv0)
             .chain(argv.iter().copied())
             .map(OsString::from);
         let args = Args::try_parse_from(crate::cli::normalize(argv))
             .map_err(|e| Failure::new(Sysexit::Usage, e.to_string()))?;
-        Invocation::resolve(personality, &args)
+        Invocation::resolve(OsStr::new(argv0), args)
     }
 
     fn resolve(argv: &[&str]) -> Result<Invocation, Failure> {
-        resolve_as(Personality::Sendmail, argv)
+        resolve_as("smtpsend", argv)
     }
 
     fn mode(argv: &[&str]) -> Mode {
@@ -290,11 +302,11 @@ mod tests {
             Mode::ServeStdin { idle, .. } if idle == Duration::from_secs(7)
         ));
         assert_eq!(
-            resolve_as(Personality::Mailq, &[]).unwrap().mode,
+            resolve_as("/usr/bin/mailq", &[]).unwrap().mode,
             Mode::QueueList
         );
         assert_eq!(
-            resolve_as(Personality::Newaliases, &[]).unwrap().mode,
+            resolve_as("newaliases", &[]).unwrap().mode,
             Mode::Newaliases
         );
     }

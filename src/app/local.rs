@@ -5,7 +5,8 @@
 //! (`transport = "maildir"`), when it has no domain, when its domain is
 //! one of the profile's `local_domains` (by default `localhost`), or, with
 //! no relay configured at all, when its domain is this machine's own name
-//! (the profile's `domain`, the host's fully qualified or short name).
+//! (the profile's `domain`, /etc/mailname's, the host's fully qualified or
+//! short name).
 //! Every other recipient is remote: it goes to the relay, or, with none
 //! configured, waits in the queue until one is.
 //!
@@ -40,6 +41,7 @@ pub fn is_local(addr: &str, p: &Profile) -> bool {
             || p.domain
                 .as_deref()
                 .is_some_and(|d| d.eq_ignore_ascii_case(domain))
+            || crate::mta::system_domain().is_some_and(|d| d.eq_ignore_ascii_case(domain))
             || crate::hostname::fqdn().is_some_and(|d| d.eq_ignore_ascii_case(domain))
             || crate::hostname::short().is_some_and(|d| d.eq_ignore_ascii_case(domain)))
 }

@@ -16,6 +16,7 @@
 //! error, output for standard output) or a [`Failure`] that carries its
 //! sysexits code and one line for the user. `main.rs` does the printing.
 
+mod background;
 pub mod deliver;
 pub mod input;
 pub mod invocation;
@@ -156,9 +157,10 @@ pub fn run(
             &settings.overrides,
             *flush,
             settings.dry_run,
-            settings.verbose,
+            settings.debug_level > 0,
             &mut sessions,
         ),
+        Mode::QueueRetrier => background::run_retrier(settings, config, &mut sessions),
         Mode::ServerInfo => {
             let profile = plan::choose_profile(settings, config, None, None)?;
             relay::serverinfo(&profile, settings.debug_level, Box::new(sessions.sink()))
@@ -246,6 +248,12 @@ pub fn send(
         }
         Err(f) => (0, Err(f)),
     };
+    if let Ok(r) = &result
+        && r.status == Some(crate::log::Status::Queued)
+    {
+        // Left queued: make sure something retries it soon (issue 14).
+        background::after_queueing(&plan.profile);
+    }
     if let Some(notice) = log_outcome(settings, &plan, size, &result, started) {
         match &mut result {
             Ok(r) => r.notices.push(notice),
@@ -323,6 +331,7 @@ fn serve_smtp(
         .and_then(|c| c.select(settings.profile.as_deref(), None).ok())
         .and_then(|p| p.domain)
         .or_else(|| settings.overrides.domain.clone())
+        .or_else(crate::mta::system_domain)
         .or_else(crate::hostname::fqdn)
         .unwrap_or_else(|| "localhost".into());
     let mut notices = Vec::new();

@@ -121,6 +121,7 @@ impl Plan {
         let domain = profile
             .domain
             .clone()
+            .or_else(crate::mta::system_domain) // Debian's /etc/mailname
             .or_else(hostname::fqdn)
             .unwrap_or_else(|| "localhost.localdomain".into());
 
@@ -144,11 +145,17 @@ impl Plan {
             wanted.extend(extracted.iter().flat_map(|e| e.recipients.iter().cloned()));
         }
         let mut recipients = message::RecipientList::default();
+        // Debian's /etc/aliases, when the configuration has no [aliases].
+        let system_aliases = config
+            .is_none_or(|c| c.aliases().is_empty())
+            .then(crate::mta::system_aliases)
+            .flatten();
         for r in wanted.iter().filter(|r| !r.is_empty()) {
-            let targets = match config {
-                Some(c) => c.aliases().resolve(r)?,
-                None if r.contains('@') => vec![Target::Address(r.clone())],
-                None => vec![Target::Unqualified(r.clone())],
+            let targets = match (config, &system_aliases) {
+                (_, Some(a)) => a.resolve(r)?,
+                (Some(c), None) => c.aliases().resolve(r)?,
+                (None, None) if r.contains('@') => vec![Target::Address(r.clone())],
+                (None, None) => vec![Target::Unqualified(r.clone())],
             };
             for t in targets {
                 let addr = match t {

@@ -426,7 +426,7 @@ fn profile_for(
 
 /// Every queue directory that exists: the configured ones, the user's
 /// and the system's.
-fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
+pub(crate) fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
     if let Some(c) = config {
         for name in c.profile_names() {
@@ -551,6 +551,15 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
             );
             if let Some(err) = &e.last_error {
                 let _ = writeln!(out, "  ({err})");
+            }
+            // When the queue's schedule tries it again (issue 14).
+            if e.attempts > 0 {
+                let when = if e.next_attempt <= SystemTime::now() {
+                    "now (due)".to_owned()
+                } else {
+                    queue::rfc3339(e.next_attempt)
+                };
+                let _ = writeln!(out, "  (next attempt: {when})");
             }
             for r in &e.recipients {
                 let _ = writeln!(out, "{:>73}{r}", "");

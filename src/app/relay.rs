@@ -13,7 +13,7 @@ use crate::smtp::{Error, PlaintextAuth, Protocol, SessionOptions, Smtp, TlsOptio
 
 /// Where the password of a PKCS#12 client certificate comes from (empty
 /// when unset).
-pub const CLIENT_CERT_PASSWORD_ENV: &str = "SMTPSEND_CLIENT_CERT_PASSWORD";
+pub const CLIENT_CERT_PASSWORD_ENV: &str = crate::config::CLIENT_CERT_PASSWORD_ENV;
 
 /// The engine's options for a profile.
 pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {

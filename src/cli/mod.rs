@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+pub mod restrict;
+
 use crate::config::TlsMode;
 
 /// `--protocol`: what is spoken to the relay.
@@ -260,6 +262,11 @@ pub struct Args {
     /// Remove a message from the queue.
     #[arg(long, value_name = "ID", conflicts_with = "serverinfo")]
     pub queue_delete: Option<String>,
+
+    /// Internal: run as the detached queue retrier a submission leaves
+    /// behind (see src/retrier.rs); the rest of argv is the submission's.
+    #[arg(long, hide = true)]
+    pub queue_retrier: bool,
 
     /// Do not keep the message on a temporary failure: exit 75 and leave it
     /// to the caller (the profile's queue = false).

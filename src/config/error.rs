@@ -40,6 +40,13 @@ pub enum Exposure {
     /// Others can write the file: anyone could redirect mail or set a
     /// `password_command` that runs as the caller. Always refused.
     WritableByOthers,
+    /// The group can write the file: always refused.
+    WritableByGroup,
+    /// The file belongs neither to the user running smtpsend (`runner`)
+    /// nor to root.
+    OwnedByAnother { runner: u32 },
+    /// Root runs smtpsend and the file is not root's.
+    NotRootOwned,
 }
 
 /// Everything loading, choosing and using a configuration can fail with.
@@ -70,12 +77,14 @@ pub enum ConfigError {
         message: String,
     },
 
-    /// The file's permissions expose a password, or let others change it.
-    #[error("{}", permissions_message(path, *mode, *exposure))]
+    /// The file's owner or permissions make it untrustworthy, or expose
+    /// a password (see `permissions.rs` for the rules).
+    #[error("{}", super::permissions::message(path, *mode, *uid, *gid, *exposure))]
     Permissions {
         path: PathBuf,
         mode: u32,
         uid: u32,
+        gid: u32,
         exposure: Exposure,
     },
 
@@ -178,26 +187,5 @@ fn list_profiles(available: &[String]) -> String {
         "it defines no [profile.NAME] tables".into()
     } else {
         format!("the profiles are {}", available.join(", "))
-    }
-}
-
-fn permissions_message(path: &std::path::Path, mode: u32, exposure: Exposure) -> String {
-    let p = path.display();
-    let mode = mode & 0o7777;
-    match exposure {
-        Exposure::ReadableByOthers => format!(
-            "{p} contains a password and is readable by others (mode {mode:04o}): \
-             run \"chmod 600 {p}\" (or, to share it with one group, \
-             \"chown root:GROUP {p} && chmod 640 {p}\")"
-        ),
-        Exposure::ReadableByGroup => format!(
-            "{p} contains a password and is readable by its group (mode {mode:04o}): \
-             run \"chmod 600 {p}\" (only a file owned by root may be group-readable, \
-             and only with mode 640)"
-        ),
-        Exposure::WritableByOthers => format!(
-            "{p} is writable by others (mode {mode:04o}): anyone could redirect mail or run \
-             commands through it; run \"chmod o-w {p}\""
-        ),
     }
 }

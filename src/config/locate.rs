@@ -44,7 +44,7 @@ impl LookupEnv {
         LookupEnv {
             config_env: std::env::var_os(CONFIG_ENV),
             config_dir: dirs::config_dir(),
-            system_path: PathBuf::from(SYSTEM_CONFIG),
+            system_path: super::system_config_path(),
         }
     }
 }

@@ -49,11 +49,11 @@ mod locate;
 mod parse;
 mod password;
 mod permissions;
+mod policy;
 mod profile;
 mod schema;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,11 @@ use std::path::{Path, PathBuf};
 pub use aliases::{Aliases, DEFAULT_ALIAS, Target};
 pub use error::{ConfigError, Exposure, Origin};
 pub use locate::{CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, locate, locate_in};
-pub use password::{MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV};
+pub use password::{
+    CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
+    SECRET_ENV,
+};
+pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
 pub use profile::{
     Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,
@@ -87,6 +91,7 @@ pub struct Config {
     profiles: Vec<Choice>,
     aliases: Aliases,
     has_password: bool,
+    arg_policy: ArgPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -104,12 +109,12 @@ impl Config {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(read_err)?;
-        let meta = file.metadata().map_err(read_err)?;
-        if meta.is_dir() {
-            return Err(read_err(io::Error::other("it is a directory")));
-        }
-        let mut bytes = Vec::new();
+        let (file, meta, opened) =
+            permissions::open_trusted(path, rustix::process::geteuid().as_raw())?;
+        // The text may hold a password: read into one buffer of the file's
+        // size (no reallocation leaves a copy) and wipe it when done.
+        let size = meta.len().min(MAX_CONFIG_SIZE) as usize + 1;
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(size));
         file.take(MAX_CONFIG_SIZE + 1)
             .read_to_end(&mut bytes)
             .map_err(read_err)?;
@@ -118,13 +123,19 @@ impl Config {
                 "larger than {MAX_CONFIG_SIZE} bytes: not a configuration file"
             ))));
         }
-        let text = String::from_utf8(bytes)
+        let text = std::str::from_utf8(&bytes)
             .map_err(|_| read_err(io::Error::other("it is not UTF-8 text")))?;
-        let config = parse(&text, path, dirs::home_dir().as_deref())?;
+        let config = parse(text, path, dirs::home_dir().as_deref())?;
         // Only a regular file's mode says who can read or change what was
         // read: `-C /dev/null` (no configuration) is mode 0666 and fine.
         if meta.is_file() {
-            permissions::check(path, meta.mode(), meta.uid(), config.has_password)?;
+            permissions::check(
+                &opened,
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                config.has_password,
+            )?;
         }
         Ok(config)
     }
@@ -177,6 +188,12 @@ impl Config {
     /// rule apply).
     pub fn has_password(&self) -> bool {
         self.has_password
+    }
+
+    /// `restrict_args`, `allow_args`, `allow_config_dirs`: meaningful in
+    /// the system file only (see `policy.rs`).
+    pub fn arg_policy(&self) -> &ArgPolicy {
+        &self.arg_policy
     }
 
     /// Chooses the profile for a message, in this order:
@@ -298,6 +315,13 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         ));
     }
 
+    let arg_policy = policy::from_raw(
+        doc.top.restrict_args,
+        doc.top.allow_args,
+        doc.top.allow_config_dirs,
+        &loc,
+    )?;
+
     let aliases = build_aliases(
         doc.top.aliases.map(|a| a.0).unwrap_or_default(),
         &loc,
@@ -310,6 +334,7 @@ fn parse(text: &str, path: &Path, home: Option<&Path>) -> Result<Config, ConfigE
         profiles,
         aliases,
         has_password,
+        arg_policy,
     })
 }
 

@@ -12,8 +12,20 @@
 //! is the message; a passphrase prompt such as pinentry uses the terminal
 //! directly). It shares our process group so a prompt on the terminal
 //! still works. It must finish within the timeout or it is killed; its
-//! output is read by two threads so a chatty command cannot fill a pipe
-//! and stall, and both outputs are bounded.
+//! standard output is read on a thread so a chatty command cannot fill the
+//! pipe and stall, and is bounded.
+//!
+//! What the command prints is the secret, or may hold it even when the
+//! command fails (a helper that prints "wrong passphrase for hunter2"), so
+//! none of it is ever kept in an error: errors name the command, its exit
+//! status and what was wrong with the output (empty, too long, not UTF-8),
+//! because an error may be stored in the queue, the log and `mailq`. Its
+//! standard error is not captured at all: it goes straight to ours, so the
+//! person at the terminal (or cron's mail) sees it once and nothing stores
+//! it. The command gets our environment without the secret variables
+//! ([`SECRET_ENV`]): a helper has no business reading a password we hold.
+//! The output buffer is allocated once at its limit (no reallocation leaves
+//! copies behind) and wiped after use.
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -21,6 +33,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
 
 use crate::smtp::Secret;
 
@@ -34,12 +48,17 @@ pub const PASSWORD_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The environment variable consulted when a profile has no password.
 pub const PASSWORD_ENV: &str = "SMTPSEND_PASSWORD";
 
+/// Where the password of a PKCS#12 client certificate comes from (empty
+/// when unset).
+pub const CLIENT_CERT_PASSWORD_ENV: &str = "SMTPSEND_CLIENT_CERT_PASSWORD";
+
+/// The environment variables that hold secrets: removed from the
+/// environment of every program smtpsend starts.
+pub const SECRET_ENV: &[&str] = &[PASSWORD_ENV, CLIENT_CERT_PASSWORD_ENV];
+
 /// The most a password command may print on standard output (an OAuth
 /// access token is a few kilobytes).
 pub const MAX_PASSWORD_OUTPUT: usize = 64 * 1024;
-
-/// How much of its standard error is kept for the message.
-const MAX_STDERR_KEPT: usize = 4 * 1024;
 
 /// How often the child is polled while it runs.
 const POLL: Duration = Duration::from_millis(10);
@@ -90,16 +109,19 @@ enum Failure {
 /// newline.
 fn run(command: &str, timeout: Duration) -> Result<Secret, Failure> {
     let deadline = Instant::now() + timeout;
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
+    let mut sh = Command::new("/bin/sh");
+    sh.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for var in SECRET_ENV {
+        sh.env_remove(var);
+    }
+    let mut child = sh
         .spawn()
         .map_err(|e| Failure::Problem(format!("could not be started: {e}")))?;
     let stdout = reader(child.stdout.take(), MAX_PASSWORD_OUTPUT + 1);
-    let stderr = reader(child.stderr.take(), MAX_STDERR_KEPT);
 
     let status = loop {
         match child.try_wait() {
@@ -126,44 +148,47 @@ fn run(command: &str, timeout: Duration) -> Result<Secret, Failure> {
     let grace = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(100));
-    let out = stdout.recv_timeout(grace).map_err(|_| Failure::TimedOut)?;
-    let err = stderr.recv_timeout(grace).unwrap_or_default();
+    let mut out = stdout.recv_timeout(grace).map_err(|_| Failure::TimedOut)?;
 
     if !status.success() {
-        return Err(Failure::Problem(format!(
-            "failed ({}): {}",
-            describe(status),
-            first_line(&err)
-        )));
+        // Not a byte of what it printed: that may be the secret.
+        return Err(Failure::Problem(format!("failed ({})", describe(status))));
     }
     if out.len() > MAX_PASSWORD_OUTPUT {
         return Err(Failure::Problem(format!(
             "printed more than {MAX_PASSWORD_OUTPUT} bytes"
         )));
     }
-    let mut out = String::from_utf8(out)
-        .map_err(|_| Failure::Problem("printed something that is not UTF-8".into()))?;
-    if out.ends_with("\r\n") {
-        out.truncate(out.len() - 2);
-    } else if out.ends_with('\n') {
-        out.truncate(out.len() - 1);
+    if out.ends_with(b"\r\n") {
+        let n = out.len() - 2;
+        out.truncate(n);
+    } else if out.ends_with(b"\n") {
+        let n = out.len() - 1;
+        out.truncate(n);
     }
     if out.is_empty() {
         return Err(Failure::Problem("printed no password".into()));
     }
-    Ok(Secret::new(out))
+    let text = std::str::from_utf8(&out)
+        .map_err(|_| Failure::Problem("printed something that is not UTF-8".into()))?;
+    Ok(Secret::new(text))
 }
 
 /// Reads a pipe to its end on a thread, keeping at most `keep` bytes and
-/// discarding the rest so the writer never blocks.
-fn reader(pipe: Option<impl Read + Send + 'static>, keep: usize) -> mpsc::Receiver<Vec<u8>> {
+/// discarding the rest so the writer never blocks. The buffer is allocated
+/// once, at `keep` bytes, so no reallocation leaves a copy behind; the
+/// scratch buffer is wiped.
+fn reader(
+    pipe: Option<impl Read + Send + 'static>,
+    keep: usize,
+) -> mpsc::Receiver<Zeroizing<Vec<u8>>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut kept = Vec::new();
+        let mut kept = Zeroizing::new(Vec::with_capacity(keep));
         if let Some(mut pipe) = pipe {
-            let mut buf = [0u8; 8192];
+            let mut buf = Zeroizing::new([0u8; 8192]);
             loop {
-                match pipe.read(&mut buf) {
+                match pipe.read(&mut buf[..]) {
                     Ok(0) => break,
                     Ok(n) => {
                         let room = keep.saturating_sub(kept.len());
@@ -184,20 +209,6 @@ fn describe(status: ExitStatus) -> String {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         (None, None) => "unknown status".into(),
-    }
-}
-
-/// The first non-empty line of standard error, trimmed and shortened.
-fn first_line(err: &[u8]) -> String {
-    let text = String::from_utf8_lossy(err);
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
-    match line {
-        None => "no error output".into(),
-        Some(l) if l.chars().count() > 200 => {
-            let short: String = l.chars().take(200).collect();
-            format!("{short}...")
-        }
-        Some(l) => l.to_owned(),
     }
 }
 
@@ -252,36 +263,73 @@ mod tests {
     }
 
     #[test]
-    fn failure_shows_status_and_first_stderr_line() {
+    fn failure_shows_the_status_and_none_of_the_output() {
         let e = get(
             &profile(
                 None,
-                Some("echo '' >&2; echo '  not in the store  ' >&2; echo more >&2; exit 3"),
+                Some("echo hunter2; echo 'bad passphrase hunter2' >&2; exit 3"),
             ),
             None,
         )
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "password_command of profile \"work\" (echo '' >&2; echo '  not in the store  ' >&2; echo more >&2; exit 3) failed (exit status 3): not in the store (run the command in a shell to check it)"
+            "password_command of profile \"work\" (echo hunter2; echo 'bad passphrase hunter2' >&2; exit 3) failed (exit status 3) (run the command in a shell to check it)"
         );
+        assert_eq!(format!("{e:?}").matches("hunter2").count(), 2, "{e:?}");
         assert_eq!(e.kind(), crate::exit::Sysexit::Config);
-        let e = get(&profile(None, Some("exit 1")), None).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("failed (exit status 1): no error output"),
-            "{e}"
-        );
         let e = get(&profile(None, Some("kill -9 $$")), None).unwrap_err();
         assert!(e.to_string().contains("killed by signal 9"), "{e}");
+        // What the output was wrong with, never the output.
+        for (cmd, want) in [
+            ("printf 'hunter2\\377\\n'", "not UTF-8"),
+            ("echo; echo hunter2 >&2", "printed no password"),
+        ] {
+            let e = get(&profile(None, Some(cmd)), None).unwrap_err();
+            let shown = e.to_string().replace(cmd, "");
+            assert!(shown.contains(want) && !shown.contains("hunter2"), "{e}");
+        }
     }
 
     #[test]
-    fn empty_or_binary_output_is_refused() {
+    fn the_command_does_not_see_our_secrets() {
+        // The variables exist in the environment the test process passes
+        // on; the command must not see them.
+        let cmd = "if [ -n \"${SMTPSEND_PASSWORD+x}${SMTPSEND_CLIENT_CERT_PASSWORD+x}\" ]; then echo leaked; else echo clean; fi";
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "config::password::tests::env_child",
+                "--nocapture",
+            ])
+            .env("SMTPSEND_ENV_CHILD", cmd)
+            .env(PASSWORD_ENV, "from-env")
+            .env(CLIENT_CERT_PASSWORD_ENV, "p12-secret")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("command printed: clean"), "{text}");
+    }
+
+    /// Runs as a child of [`the_command_does_not_see_our_secrets`], whose
+    /// environment carries the secret variables.
+    #[test]
+    fn env_child() {
+        let Some(cmd) = std::env::var_os("SMTPSEND_ENV_CHILD") else {
+            return;
+        };
+        assert_eq!(std::env::var(PASSWORD_ENV).as_deref(), Ok("from-env"));
+        let got = get(&profile(None, Some(cmd.to_str().unwrap())), None)
+            .unwrap()
+            .unwrap();
+        println!("command printed: {}", got.expose());
+    }
+
+    #[test]
+    fn empty_output_is_refused() {
         let e = get(&profile(None, Some("true")), None).unwrap_err();
         assert!(e.to_string().contains("printed no password"), "{e}");
-        let e = get(&profile(None, Some("printf '\\377\\n'")), None).unwrap_err();
-        assert!(e.to_string().contains("not UTF-8"), "{e}");
     }
 
     #[test]

@@ -271,6 +271,9 @@ profile_keys! {
         timeout "timeout": IntOrText => Duration = DEFAULT_TIMEOUT, |v, _| duration(v);
         allow_plaintext_auth "allow_plaintext_auth": bool => bool = false, |v, _| Ok(v);
         queue "queue": bool => bool = true, |v, _| Ok(v);
+        /// Leave a detached retrier behind when a message stays queued
+        /// (src/retrier.rs).
+        retrier "retrier": bool => bool = true, |v, _| Ok(v);
         /// `None`: the queue's built-in default.
         queue_dir "queue_dir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
         queue_lifetime "queue_lifetime": IntOrText => Duration = DEFAULT_QUEUE_LIFETIME, |v, _| duration(v);

@@ -21,7 +21,15 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Keys that may only stand at the top level.
-pub(crate) const TOP_ONLY_KEYS: &[&str] = &["default_profile", "profile", "aliases"];
+pub(crate) const TOP_ONLY_KEYS: &[&str] = &[
+    "default_profile",
+    "profile",
+    "aliases",
+    // The system file's rules for restricted command lines (policy.rs).
+    "restrict_args",
+    "allow_args",
+    "allow_config_dirs",
+];
 
 // The profile keys (`RawProfile`, `PROFILE_KEYS`) are defined once, in
 // the table in `profile.rs`, with their types and defaults.
@@ -81,6 +89,9 @@ pub(crate) struct RawTop {
     pub default_profile: Option<String>,
     pub profile: Option<Profiles>,
     pub aliases: Option<AliasTable>,
+    pub restrict_args: Option<bool>,
+    pub allow_args: Option<OneOrMany>,
+    pub allow_config_dirs: Option<OneOrMany>,
 }
 
 /// `[profile.NAME]` tables by name.

@@ -35,3 +35,19 @@ fn read_bounded(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     file.take(max + 1).read_to_end(&mut bytes)?;
     Ok(Some(bytes))
 }
+
+/// The domain `/etc/mailname` names, for a configuration that names none.
+/// A missing or unusable file gives `None`: it is a fallback, and the
+/// host's own name comes next.
+pub fn system_domain() -> Option<String> {
+    mailname::read(Path::new(mailname::PATH)).ok().flatten()
+}
+
+/// `/etc/aliases` as an alias table, for a configuration with no
+/// `[aliases]` of its own; `None` when the file is missing, unreadable or
+/// has no usable entry. What it leaves out is in [`aliases::read`]'s
+/// result for a caller that wants to report it.
+pub fn system_aliases() -> Option<crate::config::Aliases> {
+    let table = aliases::read(Path::new(aliases::PATH)).ok().flatten()?;
+    (!table.entries.is_empty()).then(|| table.to_aliases())
+}

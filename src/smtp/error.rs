@@ -166,9 +166,16 @@ fn describe_refused(m: &Refused) -> String {
     out
 }
 
-/// A secret (password, token) that never shows in `Debug` or `Display`.
+/// A secret (password, token) that never shows in `Debug` or `Display`,
+/// and whose bytes are overwritten with zeros when it is dropped.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {

@@ -21,10 +21,12 @@
 #      PHP's mail() as www-data, sudo's mail, logwatch and the real cron
 #      daemon (MAILTO through [aliases]) send through /usr/sbin/sendmail.
 #      assert_msg.py checks each envelope, the qualification of bare names,
-#      Bcc removed, 8-bit text and dot lines intact.
+#      Bcc removed, 8-bit text and dot lines intact; then /etc/mailname and
+#      /etc/aliases standing in for a configuration without them.
 #   5. The queue drains itself: relay down, send, relay up, and wait with
-#      no command run; the package's /etc/cron.d/smtpsend (this machine
-#      has no systemd) runs `smtpsend -q`.
+#      no command run: the detached retrier the submission left, with the
+#      package's /etc/cron.d/smtpsend (this machine has no systemd) running
+#      `smtpsend -q` as the fallback.
 #   6. dpkg -r / -P: queued mail is kept and removal says so; purging an
 #      empty queue leaves none of the package's files.
 #
@@ -114,6 +116,14 @@ check "/var/spool/smtpsend is root:root 1733" \
 check "/etc/smtpsend.toml is a conffile" \
     sh -c "dpkg-query -W -f='\${Conffiles}' smtpsend | grep -q '/etc/smtpsend.toml '"
 check "sendmail(8) is the man page" test -e /usr/share/man/man8/sendmail.8.gz
+if command -v systemd-analyze >/dev/null; then
+    # No systemd runs here, but the units' syntax and commands can be checked.
+    check "systemd units verify" sh -c "systemd-analyze verify --man=no \
+        /usr/lib/systemd/system/smtpsend-queue.timer \
+        /usr/lib/systemd/system/smtpsend-queue.service \
+        /usr/lib/systemd/system/smtpsend-flush.service >'$work/verify.log' 2>&1 \
+        && ! grep -q . '$work/verify.log' || { cat '$work/verify.log'; false; }"
+fi
 check "shipped config parses (dry run)" \
     sh -c "printf 'Subject: dry\\n\\nrun\\n' | /usr/sbin/sendmail --dry-run root >/dev/null"
 
@@ -229,6 +239,7 @@ expect "git send-email: envelope sender, Bcc stripped, patch lines intact" "pkgt
 
 # --- PHP mail() as www-data ---------------------------------------------------
 start=$(date +%s%N)
+# shellcheck disable=SC2016 # PHP code: $ok is PHP's
 runuser -u www-data -- php -r '
     $ok = mail("erin", "pkgtest php", "php body\n.\nline after a dot\n",
                "From: web@example.org\r\nBcc: bcc-php@example.org");
@@ -264,6 +275,21 @@ expect "cron: MAILTO through [aliases], 8-bit output" "pkgtest cron output" 75 \
     --mail-from root@example.org --rcpt ops-team@example.org --line "Grüße aus cron"
 rm -f /etc/cron.d/pkgtest
 
+# --- Debian's /etc/mailname and /etc/aliases ---------------------------------
+# With no `domain` and no [aliases] in the configuration, bare names are
+# resolved the Debian way.
+cp /etc/smtpsend.toml "$work/smtpsend.toml.full"
+printf 'host = "127.0.0.1"\nport = %s\ntls = "none"\ntimeout = 10\n' "$port" >/etc/smtpsend.toml
+echo "mail.example.net" >/etc/mailname
+printf '# test\nhelpdesk: support@example.com,\n\tcarol\nbroken: |/bin/false\n' >/etc/aliases
+printf 'Subject: pkgtest mailname\n\nvia /etc/aliases\n' |
+    /usr/sbin/sendmail -i helpdesk dave || bad "sendmail exit $?"
+expect "/etc/mailname qualifies, /etc/aliases expands (continuation line)" "pkgtest mailname" 20 \
+    --mail-from root@mail.example.net \
+    --rcpt support@example.com --rcpt carol@mail.example.net --rcpt dave@mail.example.net
+rm -f /etc/mailname
+cp "$work/smtpsend.toml.full" /etc/smtpsend.toml
+
 # --- the queue drains itself ----------------------------------------------------
 relay_down
 if printf 'Subject: pkgtest drain\n\nqueued while the relay was down\n' |
@@ -274,8 +300,9 @@ else
 fi
 relay_up
 drain_start=$(date +%s)
-# Nothing is run from here on: cron's /etc/cron.d/smtpsend (no systemd in
-# here) runs `smtpsend -q`; the entry's own retry time decides.
+# Nothing is run from here on: the retrier the submission left behind, or
+# else cron's /etc/cron.d/smtpsend (no systemd in here) running
+# `smtpsend -q`, sends it when the entry's own retry time comes.
 expect "relay back: delivered with no command run" "pkgtest drain" 200 \
     --rcpt zed@example.org
 log "drained $(($(date +%s) - drain_start)) s after the relay came back"

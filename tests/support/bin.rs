@@ -43,6 +43,9 @@ impl BinEnv {
             .env("XDG_STATE_HOME", self.path("state"))
             .env("LOGNAME", "tester")
             .env("TZ", "UTC")
+            // No detached retrier outliving the test (tests/retrier.rs
+            // removes this to test it).
+            .env("SMTPSEND_NO_RETRIER", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
