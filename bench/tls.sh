@@ -319,6 +319,15 @@ PYEOF
                 record rcpts "$tool" "$n in To" "{\"failed\": \"$(head -c 200 "$WORK/t.err" | tr -d '"\\\n')\"}"
             fi
         done
+        # The same work counted in instructions, which the load does not
+        # change: --dry-run reads the header block, extracts and
+        # de-duplicates the recipients, and prints the plan.
+        say "-t: smtpsend --dry-run under callgrind, $n recipients"
+        rm -f "$WORK"/cg.out*
+        valgrind -q --tool=callgrind --callgrind-out-file="$WORK/cg.out" "$SMTPSEND" --dry-run -t -i \
+            --host 127.0.0.1 --tls none --domain bench.example <"$WORK/rcpts-$n.eml" >/dev/null 2>&1 ||
+            die "smtpsend --dry-run -t failed under valgrind"
+        record instructions smtpsend "--dry-run -t, $n recipients" "$("$PY" "$BENCH/analyse.py" callgrind "$WORK/cg.out")"
     done
 fi
 
