@@ -365,7 +365,7 @@ if wants instr; then
             rm -f "$WORK"/cg.out*
             valgrind -q --tool=callgrind --callgrind-out-file="$WORK/cg.out" "${CLIENT[@]}" <"$MSG" 2>"$WORK/vg.err" ||
                 die "$tool under valgrind: $(tail -3 "$WORK/vg.err")"
-            record instructions "$tool" "$sec" "$("$PY" "$BENCH/analyse.py" callgrind "$WORK/cg.out")"
+            record instructions "$tool" "small send, $sec" "$("$PY" "$BENCH/analyse.py" callgrind "$WORK/cg.out")"
             if [[ $tool == smtpsend && $sec == tls ]]; then
                 callgrind_annotate --inclusive=yes "$WORK/cg.out" 2>/dev/null | head -60 >"$PROFILES/callgrind-smtpsend-tls.txt" || true
             fi
