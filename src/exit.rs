@@ -82,7 +82,7 @@ impl From<&QueueError> for Sysexit {
         match e {
             QueueError::CreateDir { .. } | QueueError::NoUsableDir(_) => Sysexit::CantCreate,
             QueueError::Write { source, .. } => for_write(source),
-            QueueError::Locked(_) => Sysexit::TempFail,
+            QueueError::Locked(_) | QueueError::LowSpace { .. } => Sysexit::TempFail,
             QueueError::Empty | QueueError::NotFound(_) => Sysexit::NoInput,
             QueueError::NoRecipients | QueueError::BadId(_) => Sysexit::Usage,
             _ => Sysexit::IoErr,

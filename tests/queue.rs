@@ -462,6 +462,21 @@ fn a_successful_send_drains_older_queued_mail_on_the_same_connection() {
             std::fs::write(e.path(), fixed + "\n").unwrap();
         }
     }
+    // And the hint that says when something of the profile is due (the
+    // submission asks only that, at constant cost).
+    let hints: Vec<_> = std::fs::read_dir(env.queue_dir().join("hint"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(hints.len(), 1, "one profile deferred");
+    for h in hints {
+        std::fs::File::options()
+            .write(true)
+            .open(h.path())
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(946_684_800))
+            .unwrap();
+    }
     let server = ScriptedServer::start(Script::new().max_connections(2));
     env.config(Some(server.port()), "");
     let out = env.run(&["-i", "new@example.org"], &msg("new"));
@@ -470,4 +485,46 @@ fn a_successful_send_drains_older_queued_mail_on_the_same_connection() {
     let t = server.finish();
     assert_eq!(t.accepted(), 1, "over the same connection");
     assert_eq!(t.messages().len(), 4);
+}
+
+/// Issue 15: submitting costs the same whatever the backlog. With the
+/// relay down, one submission opens as many files with 300 messages
+/// queued as with none (it used to read every queued entry's metadata).
+#[test]
+fn a_submission_does_not_read_the_backlog() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("no strace: skipped");
+        return;
+    }
+    let env = Env::new();
+    env.config(Some(closed_port()), "");
+    let opens = |label: &str| -> usize {
+        let trace = env.path(&format!("trace.{label}"));
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-e", "trace=open,openat,openat2", "-o"])
+            .arg(&trace)
+            .arg(env!("CARGO_BIN_EXE_smtpsend"));
+        let inner = env.command(&["-i", "b@example.org"]);
+        cmd.args(inner.get_args())
+            .env_clear()
+            .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&msg(label)).unwrap();
+        assert!(child.wait().unwrap().success());
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("open"))
+            .count()
+    };
+    let empty = opens("empty");
+    spool_many(&env, 300);
+    let full = opens("full");
+    assert!(
+        full <= empty + 2,
+        "{empty} opens with an empty queue, {full} with 300 queued"
+    );
 }

@@ -136,6 +136,11 @@ pub fn run(
     debug: DebugSink,
 ) -> Result<Report, Failure> {
     let settings = &inv.settings;
+    if matches!(inv.mode, Mode::QueueRun { .. }) {
+        // Issue 12: root's runner re-executes us as a user: become them
+        // before reading any configuration.
+        queued::become_queue_owner()?;
+    }
     let config = match inv.mode {
         Mode::Newaliases => None,
         _ => Config::discover(settings.config.as_deref())?,

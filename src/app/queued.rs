@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
@@ -26,7 +26,7 @@ use super::{Failure, Report};
 use crate::config::{Config, Overrides, Profile};
 use crate::exit::Sysexit;
 use crate::log::Status;
-use crate::queue::{self, Id, Locked, NewMessage, Queue};
+use crate::queue::{self, Id, Locked, NewMessage, Queue, SuspendedRelays};
 
 /// How long a successful send keeps delivering older queued messages of
 /// the same profile over its open session, so a queue drains with no
@@ -209,7 +209,7 @@ pub fn spool(
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
-    let q = chosen.queue;
+    let q = chosen.queue.with_min_free(plan.profile.queue_min_free);
     let mut whole = std::io::Read::chain(&plan.headers[..], body);
     let spooled = q
         .spool(
@@ -250,11 +250,9 @@ pub fn first_attempt(
 ) -> Result<Report, Failure> {
     let id = spooled.id.clone();
     let now = SystemTime::now();
-    // With nothing else waiting, QUIT can ride with the end of data.
-    let others_due = q.due(now).is_ok_and(|d| {
-        d.iter()
-            .any(|e| e.id != id && e.profile == plan.profile.name)
-    });
+    // With nothing else waiting, QUIT can ride with the end of data. One
+    // stat of the profile's due hint, however long the queue (issue 15).
+    let others_due = q.maybe_due(&plan.profile.name, now);
     let settled = attempt(
         q,
         spooled.into_locked(),
@@ -285,6 +283,7 @@ pub fn first_attempt(
                     false,
                     FLUSH_BUDGET,
                     sessions,
+                    &mut SuspendedRelays::new(),
                 );
             }
             Ok(report)
@@ -335,7 +334,11 @@ impl RunStats {
 /// oldest first, with one session per profile. With `only`, just that
 /// profile's entries, within `budget`. Each entry is tried on its own: an
 /// entry that makes smtpsend fail internally (a panic) is skipped and
-/// stays queued, and the run goes on with the next.
+/// stays queued, and the run goes on with the next. A relay in
+/// `suspended` is not tried again (its messages are deferred with the
+/// reason); one that cannot be reached or times out is added to it. At
+/// the end the queue's due hints are set from what stays queued.
+#[allow(clippy::too_many_arguments)]
 fn run_dir(
     q: &Queue,
     config: Option<&Config>,
@@ -344,6 +347,7 @@ fn run_dir(
     flush: bool,
     budget: Duration,
     sessions: &mut Sessions,
+    suspended: &mut SuspendedRelays,
 ) -> RunStats {
     let mut stats = RunStats::default();
     let started = Instant::now();
@@ -352,15 +356,16 @@ fn run_dir(
     };
     let now = SystemTime::now();
     let _ = q.quarantine(queue::STALE_AFTER, now);
-    let entries = if flush { q.list() } else { q.due(now) };
-    let Ok(entries) = entries else {
+    // The book is started before the listing (see queue::HintBook).
+    let (q, book) = q.hint_book();
+    let q = &q;
+    let Ok(entries) = q.list() else {
         return stats;
     };
     for e in entries {
-        if started.elapsed() > budget {
-            break;
-        }
-        if only.is_some_and(|p| p.name != e.profile) {
+        let wanted = (flush || e.is_due(now)) && only.is_none_or(|p| p.name == e.profile);
+        if !wanted || started.elapsed() > budget {
+            book.keep(&e.profile, e.next_attempt);
             continue;
         }
         let profile = match only {
@@ -369,38 +374,80 @@ fn run_dir(
                 Ok(p) => p,
                 Err(_) => {
                     stats.skipped += 1;
+                    book.keep(&e.profile, e.next_attempt);
                     continue;
                 }
             },
         };
         let msg = match q.lock(&e.id) {
             Ok(Some(m)) => m,
-            _ => {
+            Err(err) if err.is_not_found() => {
                 stats.skipped += 1;
                 continue;
             }
+            _ => {
+                stats.skipped += 1;
+                book.keep(&e.profile, e.next_attempt);
+                continue;
+            }
         };
+        // Issue 12: a relay this run could not reach is not tried again.
+        let key = relay_key(&profile);
+        if let Some(reason) = suspended.reason(&key)
+            && !sessions.is_open(&profile)
+            && msg
+                .pending()
+                .iter()
+                .any(|a| !super::local::is_local(a, &profile))
+        {
+            match defer(q, msg, &profile, &reason, None, SystemTime::now()) {
+                Ok(None) => stats.deferred += 1,
+                Ok(Some(_)) => stats.bounced += 1,
+                Err(_) => stats.skipped += 1,
+            }
+            continue;
+        }
         let tried = catch_unwind(AssertUnwindSafe(|| {
             super::panic::fault_point("queue-entry", &e.sender);
             attempt(q, msg, &profile, sessions, SystemTime::now(), false)
         }));
         match tried {
             Ok(Ok(Settled::Done { .. })) => stats.delivered += 1,
-            // A relay that cannot be reached now will not be reached for
-            // the next message either; each following message tries to
-            // connect again, so only the budget stops trying.
-            Ok(Ok(Settled::Deferred { .. })) => stats.deferred += 1,
+            // Recorded in the book by the deferral itself. A relay left
+            // without a session by a temporary failure (unreachable,
+            // timed out, dropped) is suspended for the rest of the run.
+            Ok(Ok(Settled::Deferred { outcome, reason })) => {
+                stats.deferred += 1;
+                let relay_failed = outcome
+                    .failures()
+                    .iter()
+                    .any(|(_, f)| !f.permanent && f.exit == Sysexit::TempFail);
+                if !profile.hosts.is_empty() && relay_failed && !sessions.is_open(&profile) {
+                    suspended.suspend(&key, &reason);
+                }
+            }
             Ok(Ok(Settled::Bounced { .. })) => stats.bounced += 1,
-            Ok(Err(_)) => stats.skipped += 1,
+            Ok(Err(_)) => {
+                stats.skipped += 1;
+                book.keep(&e.profile, e.next_attempt);
+            }
             Err(_) => {
                 // The session may be mid-transaction: start afresh.
                 sessions.discard(&profile);
                 stats.skipped += 1;
                 stats.internal_errors += 1;
+                book.keep(&e.profile, e.next_attempt);
             }
         }
     }
+    let _ = book.commit();
     stats
+}
+
+/// What names a relay for [`SuspendedRelays`]: the profile's hosts and
+/// port.
+fn relay_key(p: &Profile) -> String {
+    format!("{}:{}", p.hosts.join(","), p.effective_port())
 }
 
 /// The profile a queued message was spooled under, as the configuration
@@ -428,6 +475,8 @@ fn profile_for(
 /// and the system's.
 pub(crate) fn queue_dirs(config: Option<&Config>) -> Vec<PathBuf> {
     let mut configured: Vec<Option<PathBuf>> = vec![None];
+    // The system spool root's runner started this process to run.
+    configured.push(queue::owner::requested_spool().map(Path::to_path_buf));
     if let Some(c) = config {
         for name in c.profile_names() {
             if let Some(p) = c.profile(name) {
@@ -460,6 +509,7 @@ pub fn run_queue(
         return would_run(config, flush);
     }
     let mut total = RunStats::default();
+    let mut suspended = SuspendedRelays::new();
     for dir in queue_dirs(config) {
         let Ok(q) = Queue::open(&dir) else { continue };
         total.add(run_dir(
@@ -470,9 +520,11 @@ pub fn run_queue(
             flush,
             Duration::MAX,
             sessions,
+            &mut suspended,
         ));
     }
     let mut report = Report::default();
+    run_users_queues(config, flush, verbose, &mut report);
     if verbose || total.deferred + total.bounced > 0 {
         report.notices.push(format!(
             "queue run: {} delivered, {} deferred, {} bounced to dead.letter, {} skipped",
@@ -531,8 +583,11 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
     let mut out = String::new();
     let mut count = 0;
     let mut bytes = 0u64;
-    for dir in queue_dirs(config) {
-        let Ok(q) = Queue::open(&dir) else { continue };
+    for q in queue_dirs(config)
+        .iter()
+        .filter_map(|d| Queue::open(d).ok())
+        .chain(users_queues(config))
+    {
         let entries = q.list()?;
         for e in entries {
             if count == 0 {
@@ -586,8 +641,11 @@ pub fn list_queue(config: Option<&Config>) -> Result<Report, Failure> {
 /// `--queue-delete ID`.
 pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
     let id = Id::parse(id)?;
-    for dir in queue_dirs(config) {
-        let Ok(q) = Queue::open(&dir) else { continue };
+    for q in queue_dirs(config)
+        .iter()
+        .filter_map(|d| Queue::open(d).ok())
+        .chain(users_queues(config))
+    {
         match q.remove(&id) {
             Ok(()) => {
                 return Ok(Report {
@@ -603,4 +661,73 @@ pub fn delete(config: Option<&Config>, id: &str) -> Result<Report, Failure> {
         Sysexit::NoInput,
         format!("no queued message {id}: see smtpsend -bp"),
     ))
+}
+
+// ---- Issue 12: root's queue run handles other users' queues as them ----
+
+/// At the start of `-q`: a process started by root's runner for a user's
+/// queue becomes that user before anything else (configuration included)
+/// is read. Nothing happens otherwise.
+pub fn become_queue_owner() -> Result<(), Failure> {
+    queue::owner::become_requested_owner()
+        .map(drop)
+        .map_err(|e| Failure::new(Sysexit::NoPerm, e))
+}
+
+/// The system spools among the queue directories (and the one this
+/// process was started to run).
+fn system_spools(config: Option<&Config>) -> Vec<PathBuf> {
+    queue_dirs(config)
+        .into_iter()
+        .filter(|d| queue::owner::is_system_spool(d))
+        .collect()
+}
+
+/// For root: the other users' queues in the system spools, to list or
+/// to remove from (never to deliver: see [`run_users_queues`]).
+fn users_queues(config: Option<&Config>) -> Vec<Queue> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for spool in system_spools(config) {
+        if let Ok((queues, _)) = queue::owner::user_queues(&spool) {
+            out.extend(queues.into_iter().filter(|u| u.uid != 0).map(|u| u.queue));
+        }
+    }
+    out
+}
+
+/// For root: runs each other user's queue in the system spools by
+/// re-executing smtpsend as that user (its groups, its configuration),
+/// never with root's profiles; a line per failure.
+fn run_users_queues(config: Option<&Config>, flush: bool, verbose: bool, report: &mut Report) {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return;
+    }
+    let mut flags = vec![if flush { "--queue-flush" } else { "-q" }];
+    if verbose {
+        flags.push("-v");
+    }
+    for spool in system_spools(config) {
+        let Ok(uids) = queue::owner::uids_with_entries(&spool, 0) else {
+            continue;
+        };
+        for uid in uids {
+            let run = queue::owner::account(uid)
+                .and_then(|a| queue::owner::command_as(&a, &spool, &flags))
+                .and_then(|c| queue::owner::run_with_timeout(c, queue::owner::USER_RUN_TIMEOUT));
+            match run {
+                Ok(s) if s.success() => {}
+                Ok(s) => report.notices.push(format!(
+                    "queue run for uid {uid} in {}: {s}",
+                    spool.display()
+                )),
+                Err(e) => report.notices.push(format!(
+                    "cannot run the queue of uid {uid} in {}: {e}",
+                    spool.display()
+                )),
+            }
+        }
+    }
 }

@@ -277,6 +277,10 @@ profile_keys! {
         /// `None`: the queue's built-in default.
         queue_dir "queue_dir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
         queue_lifetime "queue_lifetime": IntOrText => Duration = DEFAULT_QUEUE_LIFETIME, |v, _| duration(v);
+        /// Free bytes below which the queue's file system takes no new
+        /// message (EX_TEMPFAIL, the message stays with the caller).
+        queue_min_free "queue_min_free": IntOrText => u64 = crate::queue::DEFAULT_MIN_FREE,
+            |v, _| byte_size(v);
         transport "transport": Transport => Transport = Transport::Smtp, |v, _| Ok(v);
         /// `None`: `$MAILDIR`, else `~/Maildir`.
         maildir "maildir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
@@ -652,6 +656,31 @@ fn duration(v: IntOrText) -> Result<Duration, String> {
     }
 }
 
+/// A size in bytes: a number, or a number with K, M or G (binary
+/// multiples: "20M" is 20 MiB); 0 is allowed.
+fn byte_size(v: IntOrText) -> Result<u64, String> {
+    match v {
+        IntOrText::Int(n) => u64::try_from(n).map_err(|_| format!("must not be negative, not {n}")),
+        IntOrText::Text(t) => {
+            let bad = || {
+                format!("{t:?} is not a size: write bytes, or a number with K, M or G (\"20M\")")
+            };
+            let (num, shift) = match t.trim().strip_suffix(['K', 'k']) {
+                Some(n) => (n, 10),
+                None => match t.trim().strip_suffix(['M', 'm']) {
+                    Some(n) => (n, 20),
+                    None => match t.trim().strip_suffix(['G', 'g']) {
+                        Some(n) => (n, 30),
+                        None => (t.trim(), 0),
+                    },
+                },
+            };
+            let n: u64 = num.trim().parse().map_err(|_| bad())?;
+            n.checked_mul(1 << shift).ok_or_else(bad)
+        }
+    }
+}
+
 fn check_port(p: Int) -> Result<u16, String> {
     u16::try_from(p.0)
         .ok()
@@ -807,6 +836,20 @@ fn is_pkcs12(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        let t = |s: &str| byte_size(IntOrText::Text(s.into()));
+        assert_eq!(t("20M"), Ok(20 << 20));
+        assert_eq!(t("512k"), Ok(512 << 10));
+        assert_eq!(t("1G"), Ok(1 << 30));
+        assert_eq!(t("0"), Ok(0));
+        assert_eq!(byte_size(IntOrText::Int(4096)), Ok(4096));
+        for bad in ["", "M", "-1M", "1.5G", "20 MB", "99999999999999999999G"] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        assert!(byte_size(IntOrText::Int(-1)).is_err());
+    }
 
     #[test]
     fn durations() {

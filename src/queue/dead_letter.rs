@@ -11,24 +11,27 @@
 //! envelope travel with it (a Bcc recipient is in no header of its own):
 //! `X-Smtpsend-Failure: REASON` and `X-Smtpsend-Recipients: A, B`.
 //!
-//! The file is created 0600 (0660 in a shared spool), never followed
-//! through a symlink, and locked with `flock` while a message is appended,
+//! The file is created 0600 whatever the umask, only in a directory of
+//! ours (or root's) that nobody else can write, never followed through a
+//! symlink, and locked with `flock` while a message is appended,
 //! waiting at most [`LOCK_TIMEOUT`]. An append that fails half-way (disk
 //! full) is cut off again, so the file stays a valid mbox. (mail readers
 //! lock mboxes with `fcntl` or dot-locks, which do not exclude `flock` on
 //! Linux; dead.letter is not a mailbox they deliver to.)
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions, Permissions, TryLockError};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::OFlags;
 
 use super::error::QueueError;
 use super::files;
 use super::meta::clean_text;
-use super::spool::Queue;
+use super::spool::{Queue, Sub};
 use super::time;
 
 /// The longest wait for another writer's lock on dead.letter.
@@ -37,9 +40,10 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the message is held in memory while appending.
 const CHUNK: usize = 64 * 1024;
 
-/// `$HOME/dead.letter`, when `HOME` is set, not empty, not `/`, and the
-/// file can be written there; otherwise `None`, and the caller falls back
-/// to [`Queue::dead_letter_path`].
+/// `$HOME/dead.letter`, when `HOME` is set, not empty, not `/`, a
+/// directory of ours (or root's) that nobody else can write, and the file
+/// can be written there; otherwise `None`, and the caller falls back to
+/// [`Queue::dead_letter_path`].
 pub fn default_dead_letter() -> Option<PathBuf> {
     dead_letter_in(std::env::var_os("HOME").as_deref())
 }
@@ -49,27 +53,48 @@ fn dead_letter_in(home: Option<&OsStr>) -> Option<PathBuf> {
     if !home.is_absolute() || home.parent().is_none() {
         return None;
     }
-    let path = home.join("dead.letter");
-    match files::open_regular(OpenOptions::new().append(true), &path) {
-        Ok(_) => Some(path),
+    let dir = open_trusted_dir(home).ok()?;
+    match files::open_at(dir.as_fd(), NAME, OFlags::WRONLY | OFlags::APPEND) {
+        Ok(_) => Some(home.join(NAME)),
         // Could we create it? Try with a scratch file, removed at once.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => tempfile::Builder::new()
-            .prefix(".smtpsend-probe-")
-            .tempfile_in(home)
-            .ok()
-            .map(|_| path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let probe = format!(".smtpsend-probe-{}", std::process::id());
+            let made = files::create_at(dir.as_fd(), &probe, 0o600).is_ok();
+            let _ = files::unlink_at(dir.as_fd(), &probe);
+            made.then(|| home.join(NAME))
+        }
         Err(_) => None,
     }
+}
+
+/// The file name of dead.letter.
+const NAME: &str = "dead.letter";
+
+/// Opens `dir` (`O_DIRECTORY|O_NOFOLLOW`) if it belongs to us or to root
+/// and nobody else can write it: a dead.letter is never created in a
+/// directory where another user could swap the name for a symlink.
+fn open_trusted_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let fd = files::open_dir_at(None, dir, None)?;
+    let st = rustix::fs::fstat(&fd)?;
+    let me = files::euid();
+    if st.st_uid != me && st.st_uid != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} belongs to uid {}, not {me}", dir.display(), st.st_uid),
+        ));
+    }
+    files::verify_dir(fd.as_fd(), st.st_uid, dir)?;
+    Ok(fd)
 }
 
 impl Queue {
     /// The queue's dead.letter: `DIR/dead/dead.letter`.
     pub fn dead_letter_path(&self) -> PathBuf {
-        self.dir().join("dead").join("dead.letter")
+        self.sub_path(Sub::Dead).join(NAME)
     }
 
-    /// [`append_dead_letter`] to [`Queue::dead_letter_path`], with the
-    /// queue's file mode.
+    /// [`append_dead_letter`] to [`Queue::dead_letter_path`], through the
+    /// queue's own descriptor of `dead/`.
     pub fn append_dead_letter(
         &self,
         sender: &str,
@@ -77,14 +102,15 @@ impl Queue {
         reason: &str,
         body: &mut dyn Read,
     ) -> Result<(), QueueError> {
-        let path = self.dead_letter_path();
-        append_with_mode(&path, sender, recipients, reason, body, self.file_mode())
-            .map_err(|e| QueueError::write(path, e))
+        append_in(self.fd(Sub::Dead), sender, recipients, reason, body)
+            .map_err(|e| QueueError::write(self.dead_letter_path(), e))
     }
 }
 
 /// Appends one message to the mbox at `path` (see the module docs for the
-/// format), creating it 0600. `sender` empty means `<>`; it is written as
+/// format), creating it 0600. The directory of `path` must belong to us
+/// or root and be writable by nobody else, and `path` is never followed
+/// through a symlink. `sender` empty means `<>`; it is written as
 /// `MAILER-DAEMON`, as mail systems do.
 pub fn append_dead_letter(
     path: &Path,
@@ -93,31 +119,42 @@ pub fn append_dead_letter(
     reason: &str,
     body: &mut dyn Read,
 ) -> io::Result<()> {
-    append_with_mode(path, sender, recipients, reason, body, 0o600)
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(OsStr::to_str)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file name", path.display()),
+        ));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let dir = open_trusted_dir(dir)?;
+    append_named(dir.as_fd(), name, sender, recipients, reason, body)
 }
 
-fn append_with_mode(
-    path: &Path,
+fn append_in(
+    dir: BorrowedFd<'_>,
     sender: &str,
     recipients: &[String],
     reason: &str,
     body: &mut dyn Read,
-    mode: u32,
 ) -> io::Result<()> {
-    let mut f = files::open_regular(
-        OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(mode),
-        path,
-    )?;
-    let m = f.metadata()?;
-    if m.len() == 0 && m.permissions().mode() & 0o7777 != mode {
-        // Just created: the umask may have stripped group bits.
-        f.set_permissions(Permissions::from_mode(mode))?;
-    }
-    lock_with_timeout(&f, LOCK_TIMEOUT)?;
+    append_named(dir, NAME, sender, recipients, reason, body)
+}
+
+fn append_named(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    sender: &str,
+    recipients: &[String],
+    reason: &str,
+    body: &mut dyn Read,
+) -> io::Result<()> {
+    let mut f = files::open_or_create_at(dir, name, OFlags::RDWR | OFlags::APPEND, 0o600)?;
+    files::check_owner(&f, files::euid(), name)?;
+    files::lock_with_timeout(&f, LOCK_TIMEOUT)?;
     let start = f.seek(SeekFrom::End(0))?;
     let result = (|| {
         let mut out = Vec::with_capacity(CHUNK + 1024);
@@ -190,26 +227,6 @@ fn from_line_sender(sender: &str) -> String {
         .chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect()
-}
-
-fn lock_with_timeout(f: &File, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(()),
-            Err(TryLockError::Error(e)) => return Err(e),
-            Err(TryLockError::WouldBlock) if Instant::now() >= deadline => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "another process has held the lock for {} s",
-                        timeout.as_secs()
-                    ),
-                ));
-            }
-            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 /// mboxrd quoting as a streaming state machine: CRLF becomes LF, and a
@@ -306,6 +323,8 @@ impl Quoter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::PermissionsExt;
 
     fn quote(chunks: &[&[u8]]) -> Vec<u8> {
         let mut q = Quoter::new();
@@ -502,10 +521,10 @@ mod tests {
             .unwrap();
         holder.lock().unwrap();
         let f = File::open(&p).unwrap();
-        let e = lock_with_timeout(&f, Duration::from_millis(120)).unwrap_err();
+        let e = files::lock_with_timeout(&f, Duration::from_millis(120)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         holder.unlock().unwrap();
-        lock_with_timeout(&f, Duration::from_millis(120)).unwrap();
+        files::lock_with_timeout(&f, Duration::from_millis(120)).unwrap();
     }
 
     #[test]

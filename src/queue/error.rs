@@ -99,6 +99,22 @@ pub enum QueueError {
         source: io::Error,
     },
 
+    /// The spool's file system has less free space than the queue's
+    /// floor ([`crate::queue::Queue::with_min_free`]): nothing was queued,
+    /// and the message stays with the caller.
+    #[error(
+        "the queue {} has {} KiB free, below its floor of {} KiB (queue_min_free): nothing was queued; free some space or lower the floor",
+        .path.display(), .free / 1024, .floor / 1024
+    )]
+    LowSpace {
+        /// The queue directory.
+        path: PathBuf,
+        /// Bytes free.
+        free: u64,
+        /// The floor.
+        floor: u64,
+    },
+
     /// Every candidate queue directory failed; each failure is listed.
     #[error("no usable queue directory: {}", describe_all(.0))]
     NoUsableDir(Vec<QueueError>),

@@ -44,6 +44,11 @@ impl Id {
     }
 
     /// The ID of a file in `msg/` or `tmp/` named `ID.ext`.
+    /// `ID.ext`: the name of one of its files.
+    pub(crate) fn file_name(&self, ext: &str) -> String {
+        format!("{}.{ext}", self.as_str())
+    }
+
     pub(crate) fn from_file_name(name: &str, ext: &str) -> Option<Id> {
         let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
         Id::parse(stem).ok()

@@ -20,10 +20,9 @@
 //! would still never send a message twice.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::error::QueueError;
@@ -31,7 +30,7 @@ use super::files;
 use super::id::Id;
 use super::meta::{self, Meta, RecipientState};
 use super::retry;
-use super::spool::Queue;
+use super::spool::{FILE_MODE, Queue};
 use super::time;
 use crate::smtp::{BodyInfo, Envelope, Refused, Reply};
 
@@ -65,11 +64,13 @@ impl Queue {
     /// another process holds it (delivering it, or still spooling it).
     ///
     /// Errors: [`QueueError::NotFound`] if it is not (or no longer) a
-    /// queued message, [`QueueError::Corrupt`] if its files are damaged,
+    /// queued message, [`QueueError::Corrupt`] if its files are damaged
+    /// or not owned by the queue's owner (a forged entry is never sent),
     /// [`QueueError::Lock`] if the file system cannot lock.
     pub fn lock(&self, id: &Id) -> Result<Option<Locked>, QueueError> {
         let eml = self.eml_path(id);
-        let file = match files::open_existing(&eml) {
+        let name = id.file_name("eml");
+        let file = match files::open_owned_at(self.msg_fd(), &name, self.owner()) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(QueueError::NotFound(id.clone()));
@@ -87,20 +88,20 @@ impl Queue {
             }
         }
         let held = file.metadata().map_err(|e| QueueError::read(&eml, e))?;
-        match fs::symlink_metadata(&eml) {
-            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {}
+        match files::stat_at(self.msg_fd(), &name) {
+            Ok(Some(now)) if now.st_dev == held.dev() && now.st_ino == held.ino() => {}
             // Completed (and perhaps the name reused) while we waited.
             _ => return Err(QueueError::NotFound(id.clone())),
         }
         if held.nlink() != 1 {
-            // A hard link planted in a shared spool, or to a file that
-            // belongs elsewhere.
+            // A hard link planted in the queue, or to a file that belongs
+            // elsewhere.
             return Err(QueueError::corrupt(
                 &eml,
                 format!("has {} links, not 1", held.nlink()),
             ));
         }
-        let meta = match meta::read(&self.env_path(id)) {
+        let meta = match meta::read(self, id) {
             Ok(m) => m,
             // Without metadata it is an orphan: see Queue::orphans.
             Err(meta::ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
@@ -113,11 +114,18 @@ impl Queue {
     }
 
     /// Takes the queue-run lock without waiting: `Ok(None)` if another
-    /// queue run holds it.
+    /// queue run holds it. `run.lock` is made 0600 in the queue's own
+    /// directory, which nobody else can write: no one can remove it and
+    /// hold a new one to stop the owner's runs.
     pub fn run_lock(&self) -> Result<Option<RunLock>, QueueError> {
         let path = self.dir().join("run.lock");
-        let file = files::open_lock_file(&path, self.file_mode())
-            .map_err(|e| QueueError::write(&path, e))?;
+        let file = files::open_or_create_at(
+            self.root_fd(),
+            "run.lock",
+            rustix::fs::OFlags::RDWR,
+            FILE_MODE,
+        )
+        .map_err(|e| QueueError::write(&path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(RunLock { _file: file })),
             Err(TryLockError::WouldBlock) => Ok(None),
@@ -174,8 +182,12 @@ impl Locked {
     /// A fresh reader from the start of the message: exactly the bytes
     /// that were spooled.
     pub fn open(&self) -> Result<File, QueueError> {
-        let path = self.queue.eml_path(&self.id);
-        files::open_existing(&path).map_err(|e| QueueError::read(path, e))
+        files::open_owned_at(
+            self.queue.msg_fd(),
+            &self.id.file_name("eml"),
+            self.queue.owner(),
+        )
+        .map_err(|e| QueueError::read(self.queue.eml_path(&self.id), e))
     }
 
     /// Whether the message has been queued longer than `lifetime`
@@ -268,6 +280,7 @@ impl Locked {
         m.next_attempt = retry::next_attempt(m.attempts, now);
         let next = m.next_attempt;
         self.save()?;
+        self.queue.lower_hint(&self.meta.profile, next);
         Ok(next)
     }
 
@@ -281,31 +294,26 @@ impl Locked {
     /// delivered. A failure to remove the body after the commit point is
     /// therefore not an error.
     pub fn complete(self) -> Result<(), QueueError> {
-        let env = self.queue.env_path(&self.id);
-        match fs::remove_file(&env) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(QueueError::write(env, e)),
-        }
-        let msg = self.queue.msg_dir();
-        files::sync_dir(&msg).map_err(|e| QueueError::write(&msg, e))?;
-        let _ = fs::remove_file(self.queue.eml_path(&self.id));
-        let _ = files::sync_dir(&msg);
+        let q = &self.queue;
+        files::unlink_at(q.msg_fd(), &self.id.file_name("env"))
+            .map_err(|e| QueueError::write(q.env_path(&self.id), e))?;
+        files::sync_dir(q.msg_fd()).map_err(|e| QueueError::write(q.msg_dir(), e))?;
+        let _ = files::unlink_at(q.msg_fd(), &self.id.file_name("eml"));
+        let _ = files::sync_dir(q.msg_fd());
         Ok(())
     }
 
     /// Writes the metadata to `tmp/ID.env`, syncs it, renames it over
     /// `msg/ID.env` and syncs the directory.
     fn save(&mut self) -> Result<(), QueueError> {
-        let tmp: PathBuf = self.queue.tmp_path(&self.id, "env");
-        meta::write_tmp(&tmp, &self.id, &self.meta, self.queue.file_mode())?;
-        let env = self.queue.env_path(&self.id);
-        if let Err(e) = fs::rename(&tmp, &env) {
-            let _ = fs::remove_file(&tmp);
-            return Err(QueueError::write(env, e));
+        let q = &self.queue;
+        meta::write_tmp(q, &self.id, &self.meta)?;
+        let name = self.id.file_name("env");
+        if let Err(e) = files::rename_at(q.tmp_fd(), &name, q.msg_fd(), &name) {
+            let _ = files::unlink_at(q.tmp_fd(), &name);
+            return Err(QueueError::write(q.env_path(&self.id), e));
         }
-        let msg = self.queue.msg_dir();
-        files::sync_dir(&msg).map_err(|e| QueueError::write(&msg, e))
+        files::sync_dir(q.msg_fd()).map_err(|e| QueueError::write(q.msg_dir(), e))
     }
 }
 
@@ -433,6 +441,8 @@ mod tests {
     fn run_lock_is_exclusive() {
         let (_d, q) = queue();
         let first = q.run_lock().unwrap().expect("free");
+        let m = std::fs::symlink_metadata(q.dir().join("run.lock")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
         assert!(q.run_lock().unwrap().is_none());
         // Another handle on the same directory, as another process.
         let q2 = Queue::open(q.dir()).unwrap();

@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::QueueError;
 use super::files;
 use super::id::Id;
+use super::spool::{FILE_MODE, Queue};
 use super::time::{toml_time, toml_time_opt};
 use crate::smtp::{BodyInfo, Dsn, Envelope};
 
@@ -180,7 +180,7 @@ impl Meta {
     }
 
     /// The file's text: a comment that says what it is, then the TOML.
-    pub(crate) fn to_text(&self, id: &Id) -> Result<String, String> {
+    pub fn to_text(&self, id: &Id) -> Result<String, String> {
         let body = toml::to_string(self).map_err(|e| e.to_string())?;
         Ok(format!(
             "# smtpsend queue entry {id}: the envelope and delivery state of {id}.eml.\n\
@@ -189,8 +189,9 @@ impl Meta {
         ))
     }
 
-    /// Parses a file's text.
-    pub(crate) fn from_text(text: &str) -> Result<Meta, String> {
+    /// Parses a file's text, as the queue reads it (the fuzz target
+    /// `queue_meta` drives this with arbitrary input).
+    pub fn from_text(text: &str) -> Result<Meta, String> {
         #[derive(Deserialize)]
         struct Version {
             version: Option<u32>,
@@ -222,10 +223,12 @@ pub(crate) enum ReadError {
     Damaged(QueueError),
 }
 
-/// Reads and parses `path`.
-pub(crate) fn read(path: &Path) -> Result<Meta, ReadError> {
-    let damaged = |r: String| ReadError::Damaged(QueueError::corrupt(path, r));
-    // InvalidData: a symlink, not a regular file, too large.
+/// Reads and parses the metadata of `id` in `queue`'s `msg/`; a file
+/// not owned by the queue's owner is damage, never trusted.
+pub(crate) fn read(queue: &Queue, id: &Id) -> Result<Meta, ReadError> {
+    let path = queue.env_path(id);
+    let damaged = |r: String| ReadError::Damaged(QueueError::corrupt(&path, r));
+    // InvalidData: a symlink, not a regular file, too large, not ours.
     let io = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::InvalidData {
             damaged(e.to_string())
@@ -233,33 +236,32 @@ pub(crate) fn read(path: &Path) -> Result<Meta, ReadError> {
             ReadError::Io(e)
         }
     };
-    let mut f = files::open_existing(path).map_err(io)?;
+    let mut f =
+        files::open_owned_at(queue.msg_fd(), &id.file_name("env"), queue.owner()).map_err(io)?;
     let bytes = files::read_limited(&mut f, MAX_META_SIZE).map_err(io)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8".into()))?;
     Meta::from_text(text).map_err(damaged)
 }
 
-/// Writes `meta` to `tmp` (created or truncated, with `mode`) and syncs it.
-/// The caller renames it into place.
-pub(crate) fn write_tmp(tmp: &Path, id: &Id, meta: &Meta, mode: u32) -> Result<(), QueueError> {
+/// Writes `meta` to `tmp/ID.env` (created 0600) and syncs it. The
+/// caller renames it into place.
+pub(crate) fn write_tmp(queue: &Queue, id: &Id, meta: &Meta) -> Result<(), QueueError> {
+    let tmp = queue.tmp_path(id, "env");
+    let name = id.file_name("env");
     let text = meta
         .to_text(id)
-        .map_err(|e| QueueError::write(tmp, std::io::Error::other(e)))?;
+        .map_err(|e| QueueError::write(&tmp, std::io::Error::other(e)))?;
     // A leftover from a crash during an earlier update of this ID: we hold
     // the ID's lock, so nobody else writes this name.
-    match std::fs::remove_file(tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(QueueError::write(tmp, e)),
-    }
+    files::unlink_at(queue.tmp_fd(), &name).map_err(|e| QueueError::write(&tmp, e))?;
     let result = (|| {
-        let mut f: File = files::create_new(tmp, mode)?;
+        let mut f: File = files::create_at(queue.tmp_fd(), &name, FILE_MODE)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()
     })();
     result.map_err(|e| {
-        let _ = std::fs::remove_file(tmp);
-        QueueError::write(tmp, e)
+        let _ = files::unlink_at(queue.tmp_fd(), &name);
+        QueueError::write(&tmp, e)
     })
 }
 

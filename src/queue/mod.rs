@@ -17,12 +17,48 @@
 //! DIR/msg/ID.env  its metadata, TOML (see Meta): the entry exists once this does
 //! DIR/corrupt/    orphans and damaged entries, moved aside by quarantine()
 //! DIR/dead/       dead.letter of last resort
-//! DIR/run.lock    the queue-run lock
+//! DIR/hint/       per-profile "something may be due" times (see HintBook)
+//! DIR/run.lock    the queue-run lock (0600, in the owner's 0700 DIR)
 //! ```
 //!
+//! # Owners: a security boundary
+//!
+//! A queued message is only ever sent with an identity its owner could
+//! use by running smtpsend themselves. A queue belongs to one uid: every
+//! directory is 0700, every file 0600 (set with `fchmod`, whatever the
+//! umask), and every file and directory must be owned by that uid — a
+//! directory writable by group or others, or a file owned by anyone else,
+//! is refused, so no entry can be read, changed, removed or forged by
+//! another user. The system spool ([`SYSTEM_DIR`], root-owned, mode
+//! 1733) holds one such queue per uid, `SPOOL/UID`, created on that uid's
+//! first use; the sticky bit keeps anyone from removing or renaming
+//! another's, and 1733 rather than 1777 keeps users from listing who has
+//! mail queued. Root's queue run runs each user's queue in a process
+//! that has become that user ([`owner`]); root may list and remove other
+//! users' entries but never sends them. This is Postfix's split between
+//! the world-writable `maildrop` (submissions, owned by their submitter)
+//! and `pickup` (which trusts the file owner, not the file's contents),
+//! without a daemon: the trusted side is the user's own process.
+//!
+//! Every operation goes through directory descriptors opened with
+//! `O_DIRECTORY|O_NOFOLLOW` and checked after opening; files are
+//! created with `O_EXCL|O_NOFOLLOW` and renamed and removed with
+//! `renameat`/`unlinkat`: a directory swapped for a symlink is never
+//! followed. Root never works inside a directory another uid can write.
+//!
+//! # Limits
+//!
+//! Nothing is spooled below a free-space floor ([`DEFAULT_MIN_FREE`],
+//! [`Queue::with_min_free`]; the configuration key `queue_min_free`):
+//! [`QueueError::LowSpace`], EX_TEMPFAIL, nothing left behind. A relay
+//! that cannot be reached or times out is suspended for the rest of a
+//! run ([`SuspendedRelays`]). Submitting a message never scans the queue:
+//! whether older mail of the same profile is due is one `stat` of its
+//! hint ([`Queue::maybe_due`], [`HintBook`]).
+//!
 //! IDs look like `20261123T193000.123456-1a2b3c4d` (UTC spool time, 32
-//! random bits) and sort by age. See [`Queue`] for modes and the shared
-//! system spool, [`Meta`] for the metadata format.
+//! random bits) and sort by age. See [`Queue`] for owners and modes,
+//! [`Meta`] for the metadata format.
 //!
 //! # Use
 //!
@@ -49,8 +85,11 @@
 //!
 //! For each directory in [`candidate_dirs`] that exists: take
 //! [`Queue::run_lock`] (skip the directory if another run holds it);
-//! [`Queue::quarantine`] debris older than [`STALE_AFTER`]; then for each
-//! entry of [`Queue::due`] (or [`Queue::list`] for a flush), oldest first:
+//! [`Queue::quarantine`] debris older than [`STALE_AFTER`]; start a
+//! [`HintBook`] ([`Queue::hint_book`]) and work through the handle it
+//! returns; then for each entry of [`Queue::list`] that
+//! [`Entry::is_due`] (every entry for a flush), oldest first (the others
+//! go into the book with [`HintBook::keep`]):
 //! [`Queue::lock`] it — skip it on `Ok(None)` or a
 //! [`not-found`](QueueError::is_not_found) error (another runner has it or
 //! finished it) — and then:
@@ -67,6 +106,12 @@
 //!    [`Locked::defer`]; if [`Locked::is_expired`] with the profile's
 //!    `queue_lifetime`, report and fail them all instead.
 //! 5. Nothing pending: [`Locked::complete`].
+//!
+//! At the end, [`HintBook::commit`]. Before connecting to a relay, skip
+//! it if it is in the run's [`SuspendedRelays`]; add it there when it
+//! cannot be reached. As root, then run each other uid's queue in the
+//! system spool as that uid ([`owner::uids_with_entries`],
+//! [`owner::command_as`]).
 //!
 //! # Delivery is at least once, and where the window is
 //!
@@ -109,23 +154,28 @@
 mod dead_letter;
 mod error;
 mod files;
+mod hint;
 mod id;
 mod lock;
 mod meta;
+pub mod owner;
 mod retry;
 mod spool;
+mod suspend;
 mod time;
 
 pub use dead_letter::{
     LOCK_TIMEOUT as DEAD_LETTER_LOCK_TIMEOUT, append_dead_letter, default_dead_letter,
 };
 pub use error::QueueError;
+pub use hint::HintBook;
 pub use id::Id;
 pub use lock::{Locked, RunLock};
 pub use meta::{MAX_HOSTS, MAX_META_SIZE, MAX_TEXT, META_VERSION, Meta, Recipient, RecipientState};
 pub use retry::{BACKOFF, Entry, RETRY_INTERVAL, delay, is_expired, next_attempt};
 pub use spool::{
-    Chosen, NewMessage, Orphan, Problem, Queue, SPOOL_CHUNK, STALE_AFTER, SYSTEM_DIR, Spooled,
-    candidate_dirs, choose_dir, default_dir,
+    Chosen, DEFAULT_MIN_FREE, NewMessage, Orphan, Problem, Queue, SPOOL_CHUNK, STALE_AFTER,
+    SYSTEM_DIR, Spooled, candidate_dirs, choose_dir, default_dir,
 };
+pub use suspend::SuspendedRelays;
 pub use time::rfc3339;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use super::error::QueueError;
 use super::id::Id;
 use super::meta;
-use super::spool::Queue;
+use super::spool::{Queue, Sub};
 
 /// The waits after the 1st, 2nd, 3rd and 4th failed attempts.
 pub const BACKOFF: [Duration; 4] = [
@@ -83,6 +83,14 @@ pub struct Entry {
     pub profile: String,
 }
 
+impl Entry {
+    /// Whether its next attempt is due at `now` (see [`Queue::due`]).
+    pub fn is_due(&self, now: SystemTime) -> bool {
+        let horizon = now.checked_add(longest_delay()).unwrap_or(now);
+        self.next_attempt <= now || self.next_attempt > horizon
+    }
+}
+
 impl Queue {
     /// Every queued message, oldest first (`mailq`, `-bp`; and a flush,
     /// `-qf`, which treats every message as due). Entries whose files are
@@ -91,11 +99,11 @@ impl Queue {
     /// entry may be delivered by the time it is shown.
     pub fn list(&self) -> Result<Vec<Entry>, QueueError> {
         let mut out = Vec::new();
-        for (id, present) in self.scan(&self.msg_dir())? {
+        for (id, present) in self.scan(Sub::Msg)? {
             if !(present.eml && present.env) {
                 continue;
             }
-            let Ok(m) = meta::read(&self.env_path(&id)) else {
+            let Ok(m) = meta::read(self, &id) else {
                 continue;
             };
             out.push(Entry {
@@ -120,8 +128,7 @@ impl Queue {
     /// due, rather than stuck until the clock catches up.
     pub fn due(&self, now: SystemTime) -> Result<Vec<Entry>, QueueError> {
         let mut all = self.list()?;
-        let horizon = now.checked_add(longest_delay()).unwrap_or(now);
-        all.retain(|e| e.next_attempt <= now || e.next_attempt > horizon);
+        all.retain(|e| e.is_due(now));
         Ok(all)
     }
 }

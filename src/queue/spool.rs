@@ -1,5 +1,5 @@
-//! The spool: where the queue lives, how a message enters it, and what
-//! happens to the debris a crash leaves.
+//! The spool: where the queue lives, who owns it, how a message enters
+//! it, and what happens to the debris a crash leaves.
 //!
 //! A message is written to `tmp/ID.eml` in chunks (scanned for its
 //! [`BodyInfo`] on the way), synced, its metadata written to `tmp/ID.env`
@@ -16,12 +16,18 @@
 //! metadata: [`Queue::orphans`] lists them and [`Queue::quarantine`]
 //! moves old ones to `corrupt/` — never deletes a message body, since
 //! it might be the only copy of someone's mail.
+//!
+//! Every operation goes through directory descriptors opened once in
+//! [`Queue::open`] and checked there (see the module docs of `files`):
+//! a directory renamed or swapped for a symlink afterwards is never
+//! followed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, DirBuilder, File, Permissions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::error::QueueError;
@@ -33,9 +39,10 @@ use super::time;
 use crate::smtp::data::BodyScanner;
 use crate::smtp::{BodyInfo, Dsn};
 
-/// The system-wide queue: made by an install step, group-writable and
-/// setgid (e.g. `install -d -m 2770 -g smtpsend /var/spool/smtpsend`), so
-/// every member of the group can queue there.
+/// The system spool: root-owned, sticky, writable by all but listable by
+/// root alone (`install -d -o root -g root -m 1733 /var/spool/smtpsend`).
+/// It holds one 0700 directory per uid, named by the number, made by
+/// smtpsend on that uid's first use and owned by it; see [`Queue`].
 pub const SYSTEM_DIR: &str = "/var/spool/smtpsend";
 
 /// How much of the message is held in memory while spooling.
@@ -46,16 +53,30 @@ pub const SPOOL_CHUNK: usize = 64 * 1024;
 /// this guards against file systems where locks do not work).
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
-/// Mode of the directories of a user's queue.
-const USER_DIR_MODE: u32 = 0o700;
-/// Mode of the files of a user's queue.
-const USER_FILE_MODE: u32 = 0o600;
-/// Mode of the files of a shared (group-writable, setgid) spool.
-const SHARED_FILE_MODE: u32 = 0o660;
+/// The default free-space floor of the spool's file system
+/// ([`Queue::with_min_free`]): 20 MiB. Below it nothing is spooled, so a
+/// queue never fills its disk to the last block: the metadata updates of
+/// the mail already queued (a few hundred bytes each), dead.letter and
+/// the rest of the system keep room. Postfix's `queue_minfree` reasoning:
+/// room for 1.5 of the largest message expected (10 MB, the common relay
+/// limit), rounded up.
+pub const DEFAULT_MIN_FREE: u64 = 20 << 20;
 
-const SUBDIRS: [&str; 4] = ["tmp", "msg", "corrupt", "dead"];
+/// How often, in bytes written, spooling checks the free-space floor
+/// again: a message that would take the disk below it is abandoned
+/// part-way, with nothing left behind.
+const FREE_CHECK_EVERY: u64 = 1 << 20;
 
-/// An open queue directory.
+/// Mode of the directories of a queue.
+const DIR_MODE: u32 = 0o700;
+/// Mode of the files of a queue.
+pub(crate) const FILE_MODE: u32 = 0o600;
+/// The sticky bit: set on the system spool.
+const STICKY: u32 = 0o1000;
+
+const SUBDIRS: [&str; 5] = ["tmp", "msg", "corrupt", "dead", "hint"];
+
+/// An open queue directory, owned by one uid.
 ///
 /// ```text
 /// DIR/tmp/ID.eml      a message being written (locked by its writer)
@@ -64,21 +85,51 @@ const SUBDIRS: [&str; 4] = ["tmp", "msg", "corrupt", "dead"];
 /// DIR/msg/ID.env      its metadata (see Meta): the entry exists once this does
 /// DIR/corrupt/        orphans and damaged entries, moved aside, never deleted
 /// DIR/dead/dead.letter  the dead.letter of last resort
+/// DIR/hint/           per-profile "something may be due" times (hint.rs)
 /// DIR/run.lock        held by the one queue run at a time
 /// ```
 ///
-/// A user's queue is created with mode 0700 and files 0600. If `DIR`
-/// already exists group-writable and setgid, it is a shared spool made
-/// by an install step: its mode is kept, subdirectories get the same mode
-/// and files are 0660, whatever the umask, so every group member's
-/// runner can deliver every member's messages. The group is trusted:
-/// members can read and alter each other's queued mail, as with any
-/// shared spool.
+/// # Owners
+///
+/// Every directory is 0700 and every file 0600, set with `fchmod`
+/// whatever the umask, and everything must belong to the queue's uid:
+/// a directory or file owned by anyone else, or a directory writable by
+/// group or others, is refused (a file: the entry is reported damaged
+/// and never sent). So one user's entries can be read, changed, removed
+/// or forged only by that user and root.
+///
+/// `DIR` is either a user's own queue (owned by the caller, not writable
+/// by others: `~/.local/state/smtpsend/queue` by default) or the system
+/// spool: a root-owned directory with the sticky bit (mode 1733, see
+/// [`SYSTEM_DIR`]), in which each uid gets its own queue `DIR/UID`,
+/// created on first use (mode 0700, owned by that uid). The sticky bit
+/// keeps anyone from removing or renaming another's directory; 1733
+/// (rather than 1777) keeps users from listing who has mail queued. A
+/// name squatted by another user (a directory they made with my uid's
+/// number) is refused, and smtpsend falls back to the next queue.
+///
+/// Root may list and remove other users' entries ([`crate::queue::owner`])
+/// but never delivers them as itself: a queue run started by root runs
+/// each uid's queue in a process that has become that uid.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    dir: PathBuf,
-    shared: bool,
-    file_mode: u32,
+    dirs: Arc<Dirs>,
+    min_free: u64,
+    /// The hint book of the run working through this handle.
+    pub(crate) book: Option<Arc<std::sync::Mutex<super::hint::BookInner>>>,
+}
+
+#[derive(Debug)]
+struct Dirs {
+    path: PathBuf,
+    uid: u32,
+    system: bool,
+    root: OwnedFd,
+    tmp: OwnedFd,
+    msg: OwnedFd,
+    corrupt: OwnedFd,
+    dead: OwnedFd,
+    hint: OwnedFd,
 }
 
 /// What [`Queue::spool`] needs besides the message itself.
@@ -139,7 +190,8 @@ pub enum Problem {
     NoMeta,
     /// `msg/ID.env` without its message: removed by hand.
     NoBody,
-    /// Metadata that cannot be read; the reason.
+    /// Metadata that cannot be read, or a file not owned by the queue's
+    /// owner; the reason.
     BadMeta(String),
     /// A file in `tmp/` that no live process is writing: a crash while
     /// spooling or while updating metadata.
@@ -222,79 +274,182 @@ fn choose_from(candidates: Vec<PathBuf>) -> Result<Chosen, QueueError> {
 }
 
 impl Queue {
-    /// Opens the queue in `dir`, creating it and its subdirectories as
-    /// needed (see [`Queue`] for modes). Does not prove the queue is
-    /// writable: [`Queue::check_writable`] does.
+    /// Opens the queue in `dir` for this process's effective uid, creating
+    /// it and its subdirectories as needed (see [`Queue`] for the owners
+    /// and modes). A root-owned sticky `dir` is a system spool: the queue
+    /// is `dir/UID`. Does not prove the queue is writable:
+    /// [`Queue::check_writable`] does.
     pub fn open(dir: &Path) -> Result<Queue, QueueError> {
+        let uid = files::euid();
         let create_err = |path: &Path, source| QueueError::CreateDir {
             path: path.to_owned(),
             source,
         };
-        let (shared, dir_mode) = match fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {
-                let mode = m.permissions().mode() & 0o7777;
-                let shared = mode & 0o2000 != 0 && mode & 0o020 != 0;
-                (shared, if shared { mode } else { USER_DIR_MODE })
-            }
-            Ok(_) => return Err(create_err(dir, not_a_dir())),
+        match std::fs::symlink_metadata(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                DirBuilder::new()
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
                     .recursive(true)
-                    .mode(USER_DIR_MODE)
+                    .mode(DIR_MODE)
                     .create(dir)
                     .map_err(|e| create_err(dir, e))?;
-                (false, USER_DIR_MODE)
             }
-            Err(e) => return Err(create_err(dir, e)),
-        };
-        for sub in SUBDIRS {
-            let path = dir.join(sub);
-            match DirBuilder::new().mode(dir_mode).create(&path) {
-                Ok(()) if shared => fs::set_permissions(&path, Permissions::from_mode(dir_mode))
-                    .map_err(|e| create_err(&path, e))?,
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    // A real directory, not a symlink planted in a shared
-                    // spool to send our renames elsewhere.
-                    let m = fs::symlink_metadata(&path).map_err(|e| create_err(&path, e))?;
-                    if !m.is_dir() {
-                        return Err(create_err(&path, not_a_dir()));
-                    }
-                }
-                Err(e) => return Err(create_err(&path, e)),
-            }
+            _ => {}
         }
+        let top = files::open_dir_at(None, dir, None).map_err(|e| create_err(dir, e))?;
+        let st = rustix::fs::fstat(&top).map_err(|e| create_err(dir, e.into()))?;
+        if st.st_uid == 0 && st.st_mode & STICKY != 0 {
+            return Queue::open_in(top.as_fd(), dir, uid, true);
+        }
+        files::verify_dir(top.as_fd(), uid, dir).map_err(|e| {
+            create_err(
+                dir,
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{e}; a queue shared by several users must be the system spool \
+                         (chown root:root {0} && chmod 1733 {0})",
+                        dir.display()
+                    ),
+                ),
+            )
+        })?;
+        Queue::from_root(top, dir.to_owned(), uid, false, true)
+    }
+
+    /// Opens the queue of `uid` in the system spool whose directory is
+    /// open as `spool` (at `spool_path`): `UID`, created if `create`
+    /// (only ever by that uid itself). The directory must belong to
+    /// `uid` and be 0700.
+    pub(crate) fn open_in(
+        spool: BorrowedFd<'_>,
+        spool_path: &Path,
+        uid: u32,
+        create: bool,
+    ) -> Result<Queue, QueueError> {
+        let name = uid.to_string();
+        let path = spool_path.join(&name);
+        let create_err = |source| QueueError::CreateDir {
+            path: path.clone(),
+            source,
+        };
+        let fd = files::open_dir_at(Some(spool), Path::new(&name), create.then_some(DIR_MODE))
+            .map_err(create_err)?;
+        let st = files::verify_dir(fd.as_fd(), uid, &path).map_err(create_err)?;
+        if st.st_mode & 0o077 != 0 {
+            return Err(create_err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is readable by others (mode {:o}); chmod 700 it",
+                    path.display(),
+                    st.st_mode & 0o7777
+                ),
+            )));
+        }
+        Queue::from_root(fd, path, uid, true, create)
+    }
+
+    fn from_root(
+        root: OwnedFd,
+        path: PathBuf,
+        uid: u32,
+        system: bool,
+        create: bool,
+    ) -> Result<Queue, QueueError> {
+        let sub = |name: &str| -> Result<OwnedFd, QueueError> {
+            let p = path.join(name);
+            let fd = files::open_dir_at(
+                Some(root.as_fd()),
+                Path::new(name),
+                create.then_some(DIR_MODE),
+            )
+            .map_err(|source| QueueError::CreateDir {
+                path: p.clone(),
+                source,
+            })?;
+            files::verify_dir(fd.as_fd(), uid, &p)
+                .map_err(|source| QueueError::CreateDir { path: p, source })?;
+            Ok(fd)
+        };
+        let [tmp, msg, corrupt, dead, hint] = SUBDIRS;
         Ok(Queue {
-            dir: dir.to_owned(),
-            shared,
-            file_mode: if shared {
-                SHARED_FILE_MODE
-            } else {
-                USER_FILE_MODE
-            },
+            dirs: Arc::new(Dirs {
+                tmp: sub(tmp)?,
+                msg: sub(msg)?,
+                corrupt: sub(corrupt)?,
+                dead: sub(dead)?,
+                hint: sub(hint)?,
+                root,
+                path,
+                uid,
+                system,
+            }),
+            min_free: DEFAULT_MIN_FREE,
+            book: None,
         })
     }
 
-    /// The queue directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The same queue with a free-space floor of `bytes` (default
+    /// [`DEFAULT_MIN_FREE`]; 0 turns it off): [`Queue::spool`] refuses
+    /// with [`QueueError::LowSpace`] (EX_TEMPFAIL) when the spool's file
+    /// system has less free, before reading the message or part-way.
+    pub fn with_min_free(mut self, bytes: u64) -> Queue {
+        self.min_free = bytes;
+        self
     }
 
-    /// Whether this is a shared (group-writable, setgid) spool.
-    pub fn is_shared(&self) -> bool {
-        self.shared
+    /// The free-space floor ([`Queue::with_min_free`]).
+    pub fn min_free(&self) -> u64 {
+        self.min_free
+    }
+
+    /// The queue directory (for a system spool, `SPOOL/UID`).
+    pub fn dir(&self) -> &Path {
+        &self.dirs.path
+    }
+
+    /// The uid that owns this queue.
+    pub fn owner(&self) -> u32 {
+        self.dirs.uid
+    }
+
+    /// Whether this is a uid's directory in a system spool.
+    pub fn is_system(&self) -> bool {
+        self.dirs.system
     }
 
     /// Proves the queue can be written by creating and removing a file in
     /// `tmp/` (permission bits say nothing to root, and nothing about a
     /// read-only mount or a full disk).
     pub fn check_writable(&self) -> Result<(), QueueError> {
-        let tmp = self.tmp_dir();
-        tempfile::Builder::new()
-            .prefix(".probe-")
-            .tempfile_in(&tmp)
-            .map(drop)
-            .map_err(|e| QueueError::write(tmp, e))
+        let mut rnd = [0u8; 8];
+        let _ = getrandom::fill(&mut rnd);
+        let name = format!(
+            ".probe-{:016x}-{}",
+            u64::from_le_bytes(rnd),
+            std::process::id()
+        );
+        let tmp = self.tmp_fd();
+        files::create_at(tmp, &name, FILE_MODE)
+            .and_then(|_| files::unlink_at(tmp, &name))
+            .map_err(|e| QueueError::write(self.tmp_dir(), e))
+    }
+
+    /// Fails with [`QueueError::LowSpace`] when the spool's file system
+    /// has less than the floor free.
+    fn check_free(&self) -> Result<(), QueueError> {
+        if self.min_free == 0 {
+            return Ok(());
+        }
+        let free = files::free_bytes(self.tmp_fd()).map_err(|e| QueueError::read(self.dir(), e))?;
+        if free < self.min_free {
+            return Err(QueueError::LowSpace {
+                path: self.dir().to_owned(),
+                free,
+                floor: self.min_free,
+            });
+        }
+        Ok(())
     }
 
     /// Spools a message: streams `body` in [`SPOOL_CHUNK`]s to the queue,
@@ -304,13 +459,14 @@ impl Queue {
     ///
     /// Errors: [`QueueError::Input`] if reading `body` failed,
     /// [`QueueError::Empty`] for a message of no bytes,
-    /// [`QueueError::NoRecipients`], and [`QueueError::Write`] (or `Lock`)
-    /// if the queue could not take it: full disk, quota, unwritable or
-    /// read-only spool. Whatever the error, nothing is left behind.
+    /// [`QueueError::NoRecipients`], [`QueueError::LowSpace`] below the
+    /// free-space floor, and [`QueueError::Write`] (or `Lock`) if the
+    /// queue could not take it: full disk, quota, unwritable or read-only
+    /// spool. Whatever the error, nothing is left behind.
     ///
     /// Whether `body` can still be used for a direct delivery depends on
-    /// when it failed: an unwritable, read-only or missing spool fails when
-    /// the temporary file is created, before `body` is read at all; a disk
+    /// when it failed: an unwritable, read-only or missing spool, or one
+    /// already below the floor, fails before `body` is read at all; a disk
     /// that fills up fails part-way, with `body` partly read. A caller that
     /// must fall back in that case too needs a source it can read again
     /// (a file), or answers EX_TEMPFAIL as sendmail does when its queue
@@ -319,16 +475,18 @@ impl Queue {
         if msg.recipients.is_empty() {
             return Err(QueueError::NoRecipients);
         }
+        self.check_free()?;
         let now = SystemTime::now();
         let (id, mut file) = self.create_tmp_body(now)?;
         let now = time::whole_seconds(now);
-        let tmp_eml = self.tmp_path(&id, "eml");
-        let tmp_env = self.tmp_path(&id, "env");
-        let msg_eml = self.eml_path(&id);
-        let msg_env = self.env_path(&id);
+        let (eml, env) = (id.file_name("eml"), id.file_name("env"));
         // Removes what this call created on every early return; the lock
         // keeps everyone else off it meanwhile. Metadata first.
-        let mut cleanup = Cleanup(vec![tmp_env.clone(), tmp_eml.clone()]);
+        let mut cleanup = Cleanup {
+            queue: self,
+            names: vec![(Sub::Tmp, env.clone()), (Sub::Tmp, eml.clone())],
+        };
+        let tmp_eml = self.tmp_path(&id, "eml");
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -347,7 +505,7 @@ impl Queue {
                 });
             }
         }
-        let info = copy_scanning(body, &mut file, &tmp_eml)?;
+        let info = self.copy_scanning(body, &mut file, &tmp_eml)?;
         if info.size == 0 {
             return Err(QueueError::Empty);
         }
@@ -378,31 +536,36 @@ impl Queue {
                 })
                 .collect(),
         };
-        meta::write_tmp(&tmp_env, &id, &meta, self.file_mode)?;
-        let msg_dir = self.msg_dir();
+        meta::write_tmp(self, &id, &meta)?;
+        let (tmp, msg_fd) = (self.tmp_fd(), self.msg_fd());
         // Never rename over another message: IDs differ in time or in 32
         // random bits, so this only guards against the impossible.
-        for p in [&msg_eml, &msg_env] {
-            if fs::symlink_metadata(p).is_ok() {
+        for name in [&eml, &env] {
+            if files::stat_at(msg_fd, name)
+                .map_err(|e| QueueError::read(self.msg_dir(), e))?
+                .is_some()
+            {
                 return Err(QueueError::write(
-                    p,
+                    self.msg_dir().join(name),
                     io::Error::new(io::ErrorKind::AlreadyExists, "queue ID already in use"),
                 ));
             }
         }
         // The body first, made durable before the metadata that makes it
         // an entry, so no crash can leave metadata without its body.
-        fs::rename(&tmp_eml, &msg_eml).map_err(|e| QueueError::write(&msg_eml, e))?;
-        cleanup.0.insert(0, msg_eml.clone());
-        files::sync_dir(&msg_dir).map_err(|e| QueueError::write(&msg_dir, e))?;
-        fs::rename(&tmp_env, &msg_env).map_err(|e| QueueError::write(&msg_env, e))?;
+        files::rename_at(tmp, &eml, msg_fd, &eml)
+            .map_err(|e| QueueError::write(self.eml_path(&id), e))?;
+        cleanup.names.insert(0, (Sub::Msg, eml.clone()));
+        files::sync_dir(msg_fd).map_err(|e| QueueError::write(self.msg_dir(), e))?;
+        files::rename_at(tmp, &env, msg_fd, &env)
+            .map_err(|e| QueueError::write(self.env_path(&id), e))?;
         // Until the directory is synced the entry may not survive a crash:
         // an error here must not leave it to be sent a second time.
-        cleanup.0.insert(0, msg_env.clone());
-        files::sync_dir(&msg_dir).map_err(|e| QueueError::write(&msg_dir, e))?;
-        cleanup.0.clear();
+        cleanup.names.insert(0, (Sub::Msg, env));
+        files::sync_dir(msg_fd).map_err(|e| QueueError::write(self.msg_dir(), e))?;
+        cleanup.names.clear();
         Ok(Spooled {
-            path: msg_eml,
+            path: self.eml_path(&id),
             info,
             locked: Locked::new(self.clone(), id.clone(), file, meta),
             id,
@@ -415,16 +578,10 @@ impl Queue {
         let mut last = None;
         for _ in 0..8 {
             let id = Id::generate(now);
-            let path = self.tmp_path(&id, "eml");
-            match files::create_new(&path, self.file_mode) {
+            match files::create_at(self.tmp_fd(), &id.file_name("eml"), FILE_MODE) {
                 Ok(f) => return Ok((id, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-                Err(e) => {
-                    // create_new may have made the file before failing to
-                    // set its mode.
-                    let _ = fs::remove_file(&path);
-                    return Err(QueueError::write(path, e));
-                }
+                Err(e) => return Err(QueueError::write(self.tmp_path(&id, "eml"), e)),
             }
         }
         Err(QueueError::write(
@@ -433,51 +590,70 @@ impl Queue {
         ))
     }
 
+    /// Copies `src` to `dst` in [`SPOOL_CHUNK`]s, scanning as it goes and
+    /// checking the free-space floor every [`FREE_CHECK_EVERY`] bytes.
+    fn copy_scanning(
+        &self,
+        src: &mut dyn Read,
+        dst: &mut File,
+        path: &Path,
+    ) -> Result<BodyInfo, QueueError> {
+        let mut buf = vec![0u8; SPOOL_CHUNK];
+        let mut scanner = BodyScanner::new();
+        let mut since_check = 0u64;
+        loop {
+            let n = files::read_some(src, &mut buf).map_err(QueueError::Input)?;
+            if n == 0 {
+                break;
+            }
+            scanner.update(&buf[..n]);
+            dst.write_all(&buf[..n])
+                .map_err(|e| QueueError::write(path, e))?;
+            since_check += n as u64;
+            if since_check >= FREE_CHECK_EVERY {
+                since_check = 0;
+                self.check_free()?;
+            }
+        }
+        Ok(scanner.finish())
+    }
+
     /// Every file in the queue that is not part of a deliverable entry,
     /// oldest first. Files another process holds locked (being spooled,
     /// being completed) are not orphans and are left out. Nothing is
     /// changed.
     pub fn orphans(&self) -> Result<Vec<Orphan>, QueueError> {
         let mut out = Vec::new();
-        for (id, f) in self.scan(&self.msg_dir())? {
-            let (path, problem) = match (f.eml, f.env) {
+        for (id, f) in self.scan(Sub::Msg)? {
+            let (problem, ext) = match (f.eml, f.env) {
                 (true, false) => {
-                    let path = self.eml_path(&id);
-                    if probe(&path) != Probe::Free {
+                    if self.probe(Sub::Msg, &id.file_name("eml")) != Probe::Free {
                         continue;
                     }
-                    (path, Problem::NoMeta)
+                    (Problem::NoMeta, "eml")
                 }
-                (false, true) => (self.env_path(&id), Problem::NoBody),
-                (true, true) => {
-                    let path = self.env_path(&id);
-                    match meta::read(&path) {
-                        Err(meta::ReadError::Damaged(QueueError::Corrupt { reason, .. })) => {
-                            (path, Problem::BadMeta(reason))
-                        }
-                        _ => continue,
+                (false, true) => (Problem::NoBody, "env"),
+                (true, true) => match meta::read(self, &id) {
+                    Err(meta::ReadError::Damaged(QueueError::Corrupt { reason, .. })) => {
+                        (Problem::BadMeta(reason), "env")
                     }
-                }
+                    _ => continue,
+                },
                 (false, false) => continue,
             };
-            push_orphan(&mut out, path, id, problem);
+            self.push_orphan(&mut out, Sub::Msg, id, ext, problem);
         }
-        for (id, f) in self.scan(&self.tmp_dir())? {
+        for (id, f) in self.scan(Sub::Tmp)? {
             // A writer holds the lock on the body (in tmp/ while it is
             // spooled, in msg/ while its metadata is updated).
-            if probe(&self.tmp_path(&id, "eml")) == Probe::Held
-                || (f.env && probe(&self.eml_path(&id)) == Probe::Held)
+            if self.probe(Sub::Tmp, &id.file_name("eml")) == Probe::Held
+                || (f.env && self.probe(Sub::Msg, &id.file_name("eml")) == Probe::Held)
             {
                 continue;
             }
             for (present, ext) in [(f.eml, "eml"), (f.env, "env")] {
                 if present {
-                    push_orphan(
-                        &mut out,
-                        self.tmp_path(&id, ext),
-                        id.clone(),
-                        Problem::Unfinished,
-                    );
+                    self.push_orphan(&mut out, Sub::Tmp, id.clone(), ext, Problem::Unfinished);
                 }
             }
         }
@@ -496,106 +672,198 @@ impl Queue {
         older_than: Duration,
         now: SystemTime,
     ) -> Result<Vec<Orphan>, QueueError> {
-        let corrupt = self.corrupt_dir();
+        let corrupt = self.corrupt_fd();
         let mut done = Vec::new();
         for o in self.orphans()? {
             if o.modified.checked_add(older_than).is_none_or(|t| t > now) {
                 continue;
             }
-            let aside = |p: &Path| {
-                files::move_aside(p, &corrupt)
+            let aside = |sub: Sub, name: &str| {
+                files::move_aside(self.fd(sub), name, corrupt)
                     .map(drop)
-                    .map_err(|e| QueueError::write(p, e))
+                    .map_err(|e| QueueError::write(self.sub_path(sub).join(name), e))
             };
-            let eml = self.eml_path(&o.id);
+            let (eml, env) = (o.id.file_name("eml"), o.id.file_name("env"));
             match &o.problem {
-                Problem::NoBody => aside(&o.path)?,
+                Problem::NoBody => aside(Sub::Msg, &env)?,
                 Problem::NoMeta | Problem::BadMeta(_) => {
                     // Under its lock, and only if still what it was.
-                    let Some(_lock) = try_lock_path(&eml)? else {
+                    let Some(_lock) = self.try_lock_name(Sub::Msg, &eml)? else {
                         continue;
                     };
-                    let env = self.env_path(&o.id);
                     let still = match o.problem {
-                        Problem::NoMeta => fs::symlink_metadata(&env).is_err(),
-                        _ => matches!(meta::read(&env), Err(meta::ReadError::Damaged(_))),
+                        Problem::NoMeta => files::stat_at(self.msg_fd(), &env)
+                            .map_err(|e| QueueError::read(self.env_path(&o.id), e))?
+                            .is_none(),
+                        _ => matches!(meta::read(self, &o.id), Err(meta::ReadError::Damaged(_))),
                     };
                     if !still {
                         continue;
                     }
                     if matches!(o.problem, Problem::BadMeta(_)) {
-                        aside(&env)?;
+                        aside(Sub::Msg, &env)?;
                     }
-                    aside(&eml)?;
+                    aside(Sub::Msg, &eml)?;
                 }
                 Problem::Unfinished if o.path.extension().is_some_and(|e| e == "env") => {
-                    match fs::remove_file(&o.path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(QueueError::write(&o.path, e)),
-                    }
+                    files::unlink_at(self.tmp_fd(), &env)
+                        .map_err(|e| QueueError::write(&o.path, e))?;
                 }
                 Problem::Unfinished => {
-                    let Some(_lock) = try_lock_path(&o.path)? else {
+                    let Some(_lock) = self.try_lock_name(Sub::Tmp, &eml)? else {
                         continue;
                     };
-                    aside(&o.path)?;
+                    aside(Sub::Tmp, &eml)?;
                 }
             }
             done.push(o);
         }
         if !done.is_empty() {
-            for d in [corrupt, self.msg_dir(), self.tmp_dir()] {
-                files::sync_dir(&d).map_err(|e| QueueError::write(&d, e))?;
+            for sub in [Sub::Corrupt, Sub::Msg, Sub::Tmp] {
+                files::sync_dir(self.fd(sub))
+                    .map_err(|e| QueueError::write(self.sub_path(sub), e))?;
             }
         }
         Ok(done)
     }
 
     /// The entries of `msg/` or `tmp/` named like queue files, by ID.
-    pub(crate) fn scan(&self, dir: &Path) -> Result<BTreeMap<Id, Present>, QueueError> {
+    pub(crate) fn scan(&self, sub: Sub) -> Result<BTreeMap<Id, Present>, QueueError> {
         let mut out: BTreeMap<Id, Present> = BTreeMap::new();
-        let rd = fs::read_dir(dir).map_err(|e| QueueError::read(dir, e))?;
-        for entry in rd {
-            let entry = entry.map_err(|e| QueueError::read(dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(id) = Id::from_file_name(name, "eml") {
+        let names =
+            files::names_at(self.fd(sub)).map_err(|e| QueueError::read(self.sub_path(sub), e))?;
+        for name in names {
+            if let Some(id) = Id::from_file_name(&name, "eml") {
                 out.entry(id).or_default().eml = true;
-            } else if let Some(id) = Id::from_file_name(name, "env") {
+            } else if let Some(id) = Id::from_file_name(&name, "env") {
                 out.entry(id).or_default().env = true;
             }
         }
         Ok(out)
     }
 
-    pub(crate) fn file_mode(&self) -> u32 {
-        self.file_mode
+    /// Whether `msg/` holds anything at all: reads one block of the
+    /// directory, whatever the queue's size.
+    pub fn is_empty(&self) -> Result<bool, QueueError> {
+        files::has_entries_besides(self.msg_fd(), &[])
+            .map(|any| !any)
+            .map_err(|e| QueueError::read(self.msg_dir(), e))
+    }
+
+    pub(crate) fn fd(&self, sub: Sub) -> BorrowedFd<'_> {
+        match sub {
+            Sub::Tmp => self.dirs.tmp.as_fd(),
+            Sub::Msg => self.dirs.msg.as_fd(),
+            Sub::Corrupt => self.dirs.corrupt.as_fd(),
+            Sub::Dead => self.dirs.dead.as_fd(),
+            Sub::Hint => self.dirs.hint.as_fd(),
+        }
+    }
+
+    pub(crate) fn sub_path(&self, sub: Sub) -> PathBuf {
+        self.dirs.path.join(match sub {
+            Sub::Tmp => "tmp",
+            Sub::Msg => "msg",
+            Sub::Corrupt => "corrupt",
+            Sub::Dead => "dead",
+            Sub::Hint => "hint",
+        })
+    }
+
+    pub(crate) fn root_fd(&self) -> BorrowedFd<'_> {
+        self.dirs.root.as_fd()
+    }
+
+    pub(crate) fn tmp_fd(&self) -> BorrowedFd<'_> {
+        self.fd(Sub::Tmp)
+    }
+
+    pub(crate) fn msg_fd(&self) -> BorrowedFd<'_> {
+        self.fd(Sub::Msg)
+    }
+
+    pub(crate) fn corrupt_fd(&self) -> BorrowedFd<'_> {
+        self.fd(Sub::Corrupt)
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
-        self.dir.join("tmp")
+        self.sub_path(Sub::Tmp)
     }
 
     pub(crate) fn msg_dir(&self) -> PathBuf {
-        self.dir.join("msg")
+        self.sub_path(Sub::Msg)
     }
 
+    #[cfg(test)]
     pub(crate) fn corrupt_dir(&self) -> PathBuf {
-        self.dir.join("corrupt")
+        self.sub_path(Sub::Corrupt)
     }
 
     pub(crate) fn eml_path(&self, id: &Id) -> PathBuf {
-        self.msg_dir().join(format!("{id}.eml"))
+        self.msg_dir().join(id.file_name("eml"))
     }
 
     pub(crate) fn env_path(&self, id: &Id) -> PathBuf {
-        self.msg_dir().join(format!("{id}.env"))
+        self.msg_dir().join(id.file_name("env"))
     }
 
     pub(crate) fn tmp_path(&self, id: &Id, ext: &str) -> PathBuf {
-        self.tmp_dir().join(format!("{id}.{ext}"))
+        self.tmp_dir().join(id.file_name(ext))
     }
+
+    /// Whether someone holds the lock on `name` in `sub` (taking and at
+    /// once releasing it if not).
+    fn probe(&self, sub: Sub, name: &str) -> Probe {
+        match files::open_existing_at(self.fd(sub), name) {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => Probe::Free,
+                Err(TryLockError::WouldBlock) => Probe::Held,
+                Err(TryLockError::Error(_)) => Probe::Free,
+            },
+            Err(_) => Probe::Gone,
+        }
+    }
+
+    /// Locks `name` in `sub` if nobody holds it: `None` if somebody does
+    /// or it is gone.
+    fn try_lock_name(&self, sub: Sub, name: &str) -> Result<Option<File>, QueueError> {
+        let path = self.sub_path(sub).join(name);
+        let f = match files::open_existing_at(self.fd(sub), name) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(QueueError::read(path, e)),
+        };
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(QueueError::Lock { path, source }),
+        }
+    }
+
+    fn push_orphan(&self, out: &mut Vec<Orphan>, sub: Sub, id: Id, ext: &str, problem: Problem) {
+        let name = id.file_name(ext);
+        // Gone since the scan: someone else dealt with it.
+        let Ok(Some(st)) = files::stat_at(self.fd(sub), &name) else {
+            return;
+        };
+        out.push(Orphan {
+            modified: SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0)),
+            path: self.sub_path(sub).join(name),
+            id,
+            problem,
+        });
+    }
+}
+
+/// The subdirectories of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sub {
+    Tmp,
+    Msg,
+    Corrupt,
+    Dead,
+    Hint,
 }
 
 /// Which of a message's two files a directory holds.
@@ -605,31 +873,18 @@ pub(crate) struct Present {
     pub env: bool,
 }
 
-/// Removes the listed paths when dropped, unless emptied first.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = fs::remove_file(p);
-        }
-    }
+/// Removes the listed names when dropped, unless emptied first.
+struct Cleanup<'a> {
+    queue: &'a Queue,
+    names: Vec<(Sub, String)>,
 }
 
-/// Copies `src` to `dst` in [`SPOOL_CHUNK`]s, scanning as it goes.
-fn copy_scanning(src: &mut dyn Read, dst: &mut File, path: &Path) -> Result<BodyInfo, QueueError> {
-    let mut buf = vec![0u8; SPOOL_CHUNK];
-    let mut scanner = BodyScanner::new();
-    loop {
-        let n = files::read_some(src, &mut buf).map_err(QueueError::Input)?;
-        if n == 0 {
-            break;
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for (sub, name) in &self.names {
+            let _ = files::unlink_at(self.queue.fd(*sub), name);
         }
-        scanner.update(&buf[..n]);
-        dst.write_all(&buf[..n])
-            .map_err(|e| QueueError::write(path, e))?;
     }
-    Ok(scanner.finish())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -639,57 +894,11 @@ enum Probe {
     Gone,
 }
 
-/// Whether someone holds the lock on `path` (taking and at once
-/// releasing it if not).
-fn probe(path: &Path) -> Probe {
-    match files::open_existing(path) {
-        Ok(f) => match f.try_lock() {
-            Ok(()) => Probe::Free,
-            Err(TryLockError::WouldBlock) => Probe::Held,
-            Err(TryLockError::Error(_)) => Probe::Free,
-        },
-        Err(_) => Probe::Gone,
-    }
-}
-
-/// Locks `path` if nobody holds it: `None` if somebody does or it is gone.
-fn try_lock_path(path: &Path) -> Result<Option<File>, QueueError> {
-    let f = match files::open_existing(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(QueueError::read(path, e)),
-    };
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(source)) => Err(QueueError::Lock {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-fn push_orphan(out: &mut Vec<Orphan>, path: PathBuf, id: Id, problem: Problem) {
-    // Gone since the scan: someone else dealt with it.
-    let Ok(m) = fs::symlink_metadata(&path) else {
-        return;
-    };
-    out.push(Orphan {
-        modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        path,
-        id,
-        problem,
-    });
-}
-
-fn not_a_dir() -> io::Error {
-    io::Error::new(io::ErrorKind::NotADirectory, "not a directory")
-}
-
 /// Shared by the tests of the spool, the locks and the listing.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use std::fs;
 
     /// A fresh queue in a temporary directory.
     pub fn queue() -> (tempfile::TempDir, Queue) {
@@ -735,6 +944,8 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::exit::Sysexit;
+    use std::fs::{self, Permissions};
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn round_trip_is_byte_exact() {
@@ -845,7 +1056,8 @@ mod tests {
     #[test]
     fn user_queue_modes() {
         let (_d, q) = queue();
-        assert!(!q.is_shared());
+        assert!(!q.is_system());
+        assert_eq!(q.owner(), files::euid());
         let id = spool(&q, b"x\n", &["a@b"]);
         for sub in SUBDIRS {
             let m = fs::metadata(q.dir().join(sub))
@@ -860,27 +1072,52 @@ mod tests {
         }
     }
 
+    /// The old shared spool (group-writable, setgid) is refused, with the
+    /// fix named: group members could forge each other's entries there.
     #[test]
-    fn shared_spool_keeps_its_mode_and_writes_group_files() {
+    fn a_group_writable_queue_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("spool");
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, Permissions::from_mode(0o2770)).unwrap();
-        let q = Queue::open(&dir).unwrap();
-        assert!(q.is_shared());
-        let id = spool(&q, b"x\n", &["a@b"]);
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode(&dir), 0o2770);
-        for sub in SUBDIRS {
-            assert_eq!(mode(&dir.join(sub)), 0o2770, "{sub}");
+        let e = Queue::open(&dir).unwrap_err();
+        assert_eq!(e.kind(), Sysexit::CantCreate);
+        let text = e.to_string();
+        assert!(
+            text.contains("writable by group") && text.contains("chmod 1733"),
+            "{text}"
+        );
+        // A subdirectory made group-writable is refused too.
+        let (_d2, q) = queue();
+        fs::set_permissions(q.msg_dir(), Permissions::from_mode(0o770)).unwrap();
+        assert!(Queue::open(q.dir()).is_err());
+    }
+
+    /// A root-owned sticky directory is a system spool: each uid gets its
+    /// own 0700 directory in it. Only root can make one to test with.
+    #[test]
+    fn system_spool_gives_each_uid_its_own_directory() {
+        if !is_root() {
+            eprintln!("not root: a root-owned system spool cannot be made; skipped");
+            return;
         }
-        assert_eq!(mode(&q.eml_path(&id)), 0o660);
-        assert_eq!(mode(&q.env_path(&id)), 0o660);
-        // Mere group-write without setgid is not a shared spool.
-        let other = d.path().join("other");
-        fs::create_dir(&other).unwrap();
-        fs::set_permissions(&other, Permissions::from_mode(0o770)).unwrap();
-        assert!(!Queue::open(&other).unwrap().is_shared());
+        let d = tempfile::tempdir().unwrap();
+        let sys = d.path().join("spool");
+        fs::create_dir(&sys).unwrap();
+        fs::set_permissions(&sys, Permissions::from_mode(0o1733)).unwrap();
+        let q = Queue::open(&sys).unwrap();
+        assert!(q.is_system());
+        assert_eq!(q.dir(), sys.join("0"));
+        let id = spool(&q, b"x\n", &["a@b"]);
+        assert!(sys.join("0/msg").join(format!("{id}.env")).exists());
+        let mode = fs::metadata(sys.join("0")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+        // A squatted directory (owned by someone else) is refused.
+        fs::remove_dir_all(sys.join("0")).unwrap();
+        fs::create_dir(sys.join("0")).unwrap();
+        rustix::fs::chown(sys.join("0"), Some(rustix::fs::Uid::from_raw(4242)), None).unwrap();
+        let e = Queue::open(&sys).unwrap_err();
+        assert!(e.to_string().contains("owned by uid 4242"), "{e}");
     }
 
     #[test]
@@ -939,30 +1176,39 @@ mod tests {
         assert!(matches!(e, QueueError::NoRecipients), "{e}");
         check(&q);
 
-        // msg/ replaced by a file: the renames fail after both files were
-        // written to tmp/.
-        let msg = q.msg_dir();
-        let aside = q.dir().join("msg.real");
-        fs::rename(&msg, &aside).unwrap();
-        fs::write(&msg, b"").unwrap();
-        let e = q.spool(&mut &b"x\n"[..], message(&["a@b"])).unwrap_err();
-        assert!(matches!(e, QueueError::Write { .. }), "{e}");
-        assert_eq!(e.kind(), Sysexit::CantCreate);
-        assert!(names(&q.tmp_dir()).is_empty());
-        fs::remove_file(&msg).unwrap();
-        fs::rename(&aside, &msg).unwrap();
+        // Below the free-space floor: refused before anything is made.
+        let low = q.clone().with_min_free(u64::MAX);
+        let e = low.spool(&mut &b"x\n"[..], message(&["a@b"])).unwrap_err();
+        assert!(matches!(e, QueueError::LowSpace { .. }), "{e}");
+        assert_eq!(e.kind(), Sysexit::TempFail);
         check(&q);
 
-        // tmp/ replaced by a file: nothing can be created.
-        let tmp = q.tmp_dir();
-        fs::remove_dir(&tmp).unwrap();
-        fs::write(&tmp, b"").unwrap();
-        let e = q.spool(&mut &b"x\n"[..], message(&["a@b"])).unwrap_err();
-        assert_eq!(e.kind(), Sysexit::CantCreate, "{e}");
-        assert!(q.check_writable().is_err());
+        // msg/ and tmp/ swapped for a file and a symlink after the queue
+        // was opened: the descriptors still name the real directories, so
+        // nothing is written through the swapped names.
+        let (msg, tmp) = (q.msg_dir(), q.tmp_dir());
+        let (msg_real, tmp_real) = (q.dir().join("msg.real"), q.dir().join("tmp.real"));
+        let canary = tempfile::tempdir().unwrap();
+        fs::rename(&msg, &msg_real).unwrap();
+        fs::write(&msg, b"").unwrap();
+        fs::rename(&tmp, &tmp_real).unwrap();
+        std::os::unix::fs::symlink(canary.path(), &tmp).unwrap();
+        let id = q.spool(&mut &b"x\n"[..], message(&["a@b"])).unwrap().id;
+        assert!(msg_real.join(format!("{id}.env")).exists());
+        assert!(names(canary.path()).is_empty());
+        assert!(names(&tmp_real).is_empty());
+        q.lock(&id).unwrap().unwrap().complete().unwrap();
+        fs::remove_file(&msg).unwrap();
+        fs::rename(&msg_real, &msg).unwrap();
         fs::remove_file(&tmp).unwrap();
-        fs::create_dir(&tmp).unwrap();
+        fs::rename(&tmp_real, &tmp).unwrap();
         check(&q);
+        // Reopened now, the swap is refused.
+        fs::rename(&tmp, &tmp_real).unwrap();
+        std::os::unix::fs::symlink(canary.path(), &tmp).unwrap();
+        assert!(Queue::open(q.dir()).is_err());
+        fs::remove_file(&tmp).unwrap();
+        fs::rename(&tmp_real, &tmp).unwrap();
 
         // Unwritable tmp/: only meaningful when permissions bind us.
         if !is_root() {
