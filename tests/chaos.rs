@@ -61,6 +61,8 @@ const RUN_KILL_WINDOW_MS: u64 = 1500;
 const DOOMED_P: f64 = 0.05;
 /// Queue runs against the healed relay before the queue must be empty.
 const FINAL_RUNS: usize = 10;
+/// What each queued entry adds to a final run's bound.
+const FINAL_RUN_PER_ENTRY: Duration = Duration::from_millis(100);
 
 /// How a child process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +83,14 @@ struct Procs {
 
 impl Procs {
     /// Runs `cmd` with `stdin`, SIGKILLs it after `kill_after` if given.
-    fn run(&self, mut cmd: Command, stdin: &[u8], kill_after: Option<Duration>) -> End {
+    /// `bound` is the most it may take before it counts as hung.
+    fn run(
+        &self,
+        mut cmd: Command,
+        stdin: &[u8],
+        kill_after: Option<Duration>,
+        bound: Duration,
+    ) -> End {
         cmd.stdin(Stdio::piped()).stdout(Stdio::null());
         let mut child = cmd.spawn().expect("spawn the binary");
         let pid = child.id();
@@ -97,7 +106,7 @@ impl Procs {
                 break End::Exited(status.code().unwrap_or(-1));
             }
             let elapsed = started.elapsed();
-            let hung = elapsed >= CHILD_BOUND;
+            let hung = elapsed >= bound;
             if hung || kill_after.is_some_and(|k| elapsed >= k) {
                 self.killed.lock().unwrap().insert(pid);
                 let _ = child.kill();
@@ -283,7 +292,7 @@ fn run_chaos(default_messages: usize) {
                     .chance(RUN_KILL_P)
                     .then(|| Duration::from_millis(rng.below(RUN_KILL_WINDOW_MS)));
                 let cmd = chaos.command(&[flag], &chaos.bin.path(&format!("stderr/run-{n}")));
-                let end = chaos.procs.run(cmd, b"", kill);
+                let end = chaos.procs.run(cmd, b"", kill, CHILD_BOUND);
                 *runs.lock().unwrap().entry(end_label(&end)).or_default() += 1;
                 n += 1;
             }
@@ -312,7 +321,7 @@ fn run_chaos(default_messages: usize) {
                         &["-i", "-f", "chaos@client.test", &rcpt],
                         &chaos.bin.path(&format!("stderr/submit-{i}")),
                     );
-                    let end = chaos.procs.run(cmd, &text, kill);
+                    let end = chaos.procs.run(cmd, &text, kill, CHILD_BOUND);
                     subs.lock().unwrap().insert(i, Submission { doomed, end });
                 }
             })
@@ -328,14 +337,22 @@ fn run_chaos(default_messages: usize) {
 
     // A healthy relay, and queue runs until the queue is empty.
     relay.heal();
+    let at_heal = chaos.queued_files().len();
+    println!("chaos: {at_heal} entries queued when the relay healed");
     let mut final_runs = 0;
     while !chaos.queued_files().is_empty() && final_runs < FINAL_RUNS {
-        let cmd = chaos.command(
-            &["--queue-flush"],
-            &chaos.bin.path(&format!("stderr/final-{final_runs}")),
+        let log = chaos.bin.path(&format!("stderr/final-{final_runs}"));
+        let cmd = chaos.command(&["--queue-flush"], &log);
+        // A healthy relay takes a few ms a message; the bound grows with
+        // the backlog.
+        let bound = CHILD_BOUND + FINAL_RUN_PER_ENTRY * at_heal as u32;
+        let end = chaos.procs.run(cmd, b"", None, bound);
+        assert_eq!(
+            end,
+            End::Exited(0),
+            "a queue run against the healed relay ({at_heal} queued); its stderr: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
-        let end = chaos.procs.run(cmd, b"", None);
-        assert_eq!(end, End::Exited(0), "a queue run against the healed relay");
         final_runs += 1;
     }
     let receipts = relay.receipts();
