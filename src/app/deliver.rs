@@ -3,7 +3,7 @@
 //! queue run (`-q`) and each message of `-bs` all call [`deliver`].
 //!
 //! It splits the recipients into local and remote by the one rule in
-//! [`super::local`], writes the local ones into the Maildir once, and
+//! [`super::local`], delivers the local ones into their mailboxes ([`local::deliver`]), and
 //! hands the remote ones to the relay over a session from [`Sessions`]
 //! (opened on first use with failover across the profile's hosts, kept
 //! for the next message of the same profile). What becomes of each
@@ -146,8 +146,8 @@ pub enum Fate {
 pub struct Outcome {
     /// Every recipient, in envelope order, with its fate.
     pub recipients: Vec<(String, Fate)>,
-    /// The Maildir file local recipients got.
-    pub maildir: Option<PathBuf>,
+    /// The mailboxes local recipients got (Maildir files, mboxes).
+    pub mailboxes: Vec<PathBuf>,
     /// The relay that took it.
     pub relay: Option<String>,
     /// The relay's reply to the end of the data.
@@ -233,12 +233,22 @@ impl Outcome {
         Ok(report)
     }
 
+    /// "delivered locally to ..." when some local recipient got it.
+    pub fn local_notice(&self) -> Option<String> {
+        (!self.mailboxes.is_empty()).then(|| {
+            let places: Vec<String> = self
+                .mailboxes
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            format!("delivered locally to {}", places.join(", "))
+        })
+    }
+
     /// The report of what was delivered (no refusals).
     pub fn report(&self) -> Report {
         let mut notices = Vec::new();
-        if let Some(path) = &self.maildir {
-            notices.push(format!("delivered locally to {}", path.display()));
-        }
+        notices.extend(self.local_notice());
         Report {
             notices,
             status: Some(if self.relay.is_some() {
@@ -250,7 +260,7 @@ impl Outcome {
             reply: self
                 .reply
                 .clone()
-                .or_else(|| self.maildir.as_ref().map(|p| p.display().to_string())),
+                .or_else(|| self.mailboxes.first().map(|p| p.display().to_string())),
             ..Report::default()
         }
     }
@@ -342,17 +352,17 @@ pub fn deliver(
         .partition(|a| local::is_local(a, p));
     let mut fates: HashMap<String, Fate> = HashMap::new();
 
-    if !local.is_empty() {
-        let r = body
-            .reader()
-            .and_then(|mut r| local::deliver(p, &envelope.from, &local, &mut r));
-        match r {
+    for (a, r) in local::deliver(p, &envelope.from, &local, body) {
+        let fate = match r {
             Ok(path) => {
-                out.maildir = Some(path);
-                fates.extend(local.iter().map(|a| (a.clone(), Fate::Delivered)));
+                if !out.mailboxes.contains(&path) {
+                    out.mailboxes.push(path);
+                }
+                Fate::Delivered
             }
-            Err(f) => fates.extend(local.iter().map(|a| (a.clone(), Fate::Failed(f.clone())))),
-        }
+            Err(f) => Fate::Failed(f),
+        };
+        fates.insert(a, fate);
     }
 
     if !remote.is_empty() {
@@ -556,6 +566,6 @@ mod tests {
         assert_eq!(f[0].0, ["far@example.net"]);
         assert_eq!(f[0].1.exit, Sysexit::TempFail);
         assert!(!f[0].1.permanent);
-        assert!(o.maildir.is_some());
+        assert_eq!(o.mailboxes.len(), 1);
     }
 }

@@ -294,10 +294,8 @@ pub fn first_attempt(
                 reply: Some(reason.clone()),
                 ..Report::default()
             };
-            if let Some(path) = &outcome.maildir {
-                report
-                    .notices
-                    .push(format!("delivered locally to {}", path.display()));
+            if let Some(n) = outcome.local_notice() {
+                report.notices.push(n);
             }
             report.notices.push(format!(
                 "queued as {id}: {reason}; will retry (smtpsend -q)"
@@ -716,7 +714,10 @@ fn run_users_queues(config: Option<&Config>, flush: bool, verbose: bool, report:
         for uid in uids {
             let run = queue::owner::account(uid)
                 .and_then(|a| queue::owner::command_as(&a, &spool, &flags))
-                .and_then(|c| queue::owner::run_with_timeout(c, queue::owner::USER_RUN_TIMEOUT));
+                // Serving the runner's hand-offs into other users' mailboxes.
+                .and_then(|c| {
+                    super::local::run_serving_handoffs(c, queue::owner::USER_RUN_TIMEOUT)
+                });
             match run {
                 Ok(s) if s.success() => {}
                 Ok(s) => report.notices.push(format!(

@@ -153,7 +153,7 @@
 
 mod dead_letter;
 mod error;
-mod files;
+pub(crate) mod files;
 mod hint;
 mod id;
 mod lock;

@@ -30,7 +30,7 @@ use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,11 @@ pub fn command_as(account: &Account, spool: &Path, args: &[&str]) -> io::Result<
 /// killing it after that.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> io::Result<ExitStatus> {
     let mut child = command.spawn()?;
+    wait_with_timeout(&mut child, timeout)
+}
+
+/// Waits for `child` at most `timeout`, killing it after that.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -248,7 +253,10 @@ pub fn become_requested_owner() -> Result<Option<u32>, String> {
     {
         return Err(format!("cannot become uid {uid}: the change did not take"));
     }
-    let _ = REQUESTED_SPOOL.set(PathBuf::from(spool));
+    // Empty for a mailbox writer (crate::app::local), which runs no queue.
+    if !spool.is_empty() {
+        let _ = REQUESTED_SPOOL.set(PathBuf::from(spool));
+    }
     Ok(Some(uid))
 }
 
