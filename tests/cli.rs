@@ -571,7 +571,10 @@ fn verbose_transcript_redacts_secrets() {
 fn local_delivery_with_no_configuration_goes_to_the_users_own_mailbox() {
     // Mail to the user running smtpsend (issue 14): the mbox in the mail
     // spool while there is no ~/Maildir, then ~/Maildir, and $MAILDIR wins.
-    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     let me = String::from_utf8(me.stdout).unwrap().trim().to_owned();
     let env = Env::new();
     let out = env.run(&[&me], b"Subject: local\n\nFrom here\nhello\n");

@@ -309,7 +309,10 @@ fn no_relay_configured_keeps_remote_mail_and_delivers_local() {
     env.config(None, "");
     // The user running the test, whose ~/Maildir (in the scratch HOME)
     // exists: local mail goes to each recipient's own mailbox (issue 14).
-    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     let me = String::from_utf8(me.stdout).unwrap().trim().to_owned();
     std::fs::create_dir(env.path("Maildir")).unwrap();
     let out = env.run(&["-i", &me, "far@example.net"], &msg("mixed"));
