@@ -334,7 +334,7 @@ fn refuses_the_message(e: &Error) -> bool {
 }
 
 /// Delivers `body` to the envelope's recipients under profile `p`: local
-/// ones into the Maildir, remote ones through the relay. `quit_after`:
+/// ones into their mailboxes, remote ones through the relay. `quit_after`:
 /// nothing else will be sent on this profile's session, so QUIT may ride
 /// with the end of the data.
 pub fn deliver(

@@ -6,7 +6,7 @@
 //! - [`invocation`]: the only reader of the clap `Args`.
 //! - [`plan`]: the profile, envelope and header block of one message.
 //! - [`deliver`]: the one delivery, for every path: direct, first attempt,
-//!   `-q`, `-bs`; [`local`] holds the local/remote rule and the Maildir.
+//!   `-q`, `-bs`; [`local`] holds the local/remote rule and each recipient's mailbox.
 //! - [`queued`]: the queue as storage around it.
 //! - [`relay`]: reaching the relay (failover, TLS, AUTH), `--serverinfo`.
 //! - [`input`]: reading the message as sendmail does.

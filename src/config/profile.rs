@@ -282,7 +282,9 @@ profile_keys! {
         queue_min_free "queue_min_free": IntOrText => u64 = crate::queue::DEFAULT_MIN_FREE,
             |v, _| byte_size(v);
         transport "transport": Transport => Transport = Transport::Smtp, |v, _| Ok(v);
-        /// `None`: `$MAILDIR`, else `~/Maildir`.
+        /// One Maildir for every local recipient. `None`: each recipient's
+        /// own mailbox (`transport = "maildir"`: `$MAILDIR`, else
+        /// `~/Maildir`).
         maildir "maildir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
         /// Lower-cased.
         local_domains "local_domains": OneOrMany => Vec<String> = vec!["localhost".into()],
