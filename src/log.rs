@@ -14,22 +14,29 @@
 //! it loses the status.
 //!
 //! This owns the format and the three targets: a file (appended to with
-//! `O_APPEND`, one write per line), syslog (RFC 3164 over the local
+//! `O_APPEND`, one write per line; never through a symlink, created 0600
+//! whatever the umask, and only ever one of our own: see [`append`'s
+//! rules](append)), syslog (RFC 3164 over the local
 //! `/dev/log` datagram socket, facility mail), and standard error. It must
 //! never make a send fail: [`write_or_fallback`] falls back from the file
 //! to syslog to standard error and only returns a notice. Nothing secret
 //! is ever passed in.
 
+use std::ffi::OsStr;
 use std::fmt;
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jiff::Timestamp;
 use jiff::tz::{Offset, TimeZone};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::queue::files as queue_files;
 
 /// The tag when `-L` is not given.
 pub const DEFAULT_TAG: &str = "smtpsend";
@@ -37,8 +44,8 @@ pub const DEFAULT_TAG: &str = "smtpsend";
 /// The local syslog socket.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
 
-/// Permissions of a log file we create (before the umask): recipients and
-/// senders are personal data.
+/// Permissions of a log file we create (set exactly, whatever the
+/// umask): recipients and senders are personal data.
 pub const LOG_FILE_MODE: u32 = 0o600;
 
 /// How long a send to a stalled syslog daemon may block.
@@ -385,16 +392,142 @@ fn write_or_fallback_to(target: &Target, entry: &Entry, sinks: &mut Sinks) -> Op
 
 /// Appends `line` in one write: with `O_APPEND` the kernel puts each
 /// write at the end in one piece, so lines of concurrent runs do not
-/// interleave. `O_NONBLOCK` keeps a FIFO without a reader from hanging
-/// the run (it has no effect on a regular file).
+/// interleave.
+///
+/// The file is reached as Postfix's `safe_open` reaches its logs, since
+/// root may be the writer and the path may lie in a directory others
+/// use ([`open_log_dir`], [`open_log_file`]): the parent directory is
+/// opened `O_DIRECTORY|O_NOFOLLOW` and checked on its descriptor; the
+/// file is opened relative to it with `O_NOFOLLOW` (a symlink planted at
+/// the name is never followed), created only with `O_EXCL` and then
+/// given exactly [`LOG_FILE_MODE`] with `fchmod` (the umask never decides
+/// who reads recipients' addresses), and used only if the descriptor
+/// shows a regular file with one link owned by our effective uid: root
+/// never appends to a file another user owns, nor to a hard link of one
+/// of its own files planted there. `O_NONBLOCK` keeps a FIFO from
+/// hanging the run.
 fn append(path: &Path, line: &str) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(LOG_FILE_MODE)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
+    let (dir, name) = split_log_path(path)?;
+    let dir = open_log_dir(dir)?;
+    let mut file = open_log_file(dir.as_fd(), name)?;
     file.write_all(line.as_bytes())
+}
+
+/// The parent directory and file name of a log path.
+fn split_log_path(path: &Path) -> io::Result<(&Path, &OsStr)> {
+    let name = match path.components().next_back() {
+        Some(Component::Normal(name)) => name,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file name (give the path of a file)",
+            ));
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Ok((dir, name))
+}
+
+/// Opens the log's directory (never through a symlink in its last
+/// component) if only we, or root, can change what is in it: it belongs
+/// to us or to root, and is writable by no one else unless it is sticky
+/// (as `/tmp`: others may add names there, but not remove or rename
+/// ours, and a name they planted fails [`open_log_file`]'s checks).
+fn open_log_dir(dir: &Path) -> io::Result<OwnedFd> {
+    let fd = queue_files::open_dir_at(None, dir, None)?;
+    let st = rustix::fs::fstat(&fd)?;
+    let me = queue_files::euid();
+    // O_DIRECTORY made sure it is a directory.
+    if st.st_uid != me && st.st_uid != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "its directory {} belongs to uid {}, who could swap the file (log to a directory of your own or root's)",
+                dir.display(),
+                st.st_uid
+            ),
+        ));
+    }
+    if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "its directory {} is writable by others (mode {:o}) and not sticky (chmod go-w it, or log elsewhere)",
+                dir.display(),
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// How often [`open_log_file`] tries again when the name comes and goes
+/// between its open and its create (another writer, or someone racing).
+const LOG_OPEN_TRIES: usize = 3;
+
+/// Opens `name` in `dir` for appending: the existing file, or a new one
+/// made with `O_EXCL` and [`LOG_FILE_MODE`]; never through a symlink.
+fn open_log_file(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<File> {
+    let flags = OFlags::WRONLY
+        | OFlags::APPEND
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::NOCTTY
+        | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(LOG_FILE_MODE);
+    for _ in 0..LOG_OPEN_TRIES {
+        let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match rustix::fs::openat(dir, name, flags | OFlags::CREATE | OFlags::EXCL, mode) {
+                    Ok(fd) => {
+                        rustix::fs::fchmod(&fd, mode)?;
+                        fd
+                    }
+                    Err(Errno::EXIST) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(Errno::LOOP) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "it is a symbolic link, which is never followed (remove it)",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        check_log_file(&fd)?;
+        return Ok(File::from(fd));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "it kept appearing and disappearing while it was opened",
+    ))
+}
+
+/// A log we append to is a regular file with one link, owned by us.
+fn check_log_file(fd: &OwnedFd) -> io::Result<()> {
+    let st = rustix::fs::fstat(fd)?;
+    let me = queue_files::euid();
+    let problem = if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        "it is not a regular file".to_owned()
+    } else if st.st_uid != me {
+        format!(
+            "it belongs to uid {}, not to us (uid {me}): remove it, or chown {me} it",
+            st.st_uid
+        )
+    } else if st.st_nlink != 1 {
+        format!(
+            "it has {} hard links: it may be another file linked there (remove it)",
+            st.st_nlink
+        )
+    } else {
+        return Ok(());
+    };
+    Err(io::Error::new(io::ErrorKind::PermissionDenied, problem))
 }
 
 fn send_datagram(socket: &Path, msg: &str) -> io::Result<()> {
@@ -673,6 +806,136 @@ mod tests {
             text.lines()
                 .all(|l| l.starts_with("time=") && l.ends_with("to=\"\""))
         );
+    }
+
+    /// A log path and its parent, made `mode`.
+    fn log_in_dir(mode: u32) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("logs");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, sub.join("smtpsend.log"))
+    }
+
+    #[test]
+    fn a_symlink_at_the_log_path_is_never_followed() {
+        let (dir, path) = log_in_dir(0o700);
+        let canary = dir.path().join("canary");
+        std::fs::write(&canary, "untouched\n").unwrap();
+        std::os::unix::fs::symlink(&canary, &path).unwrap();
+        let e = entry(&[], None);
+        let err = write(&Target::File(path.clone()), &e).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // A dangling one is not created through either.
+        let nowhere = dir.path().join("would-be-created");
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&nowhere, &path).unwrap();
+        assert!(write(&Target::File(path.clone()), &e).is_err());
+        assert!(!nowhere.exists());
+        assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched\n");
+
+        // The send goes on: the line lands on standard error instead.
+        let mut err = Vec::new();
+        let notice = write_or_fallback_to(
+            &Target::File(path),
+            &e,
+            &mut Sinks {
+                syslog_socket: &dir.path().join("no-socket"),
+                stderr: &mut err,
+            },
+        )
+        .unwrap();
+        assert!(notice.contains("symbolic link"), "{notice}");
+        assert!(err.starts_with(b"time="));
+        assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched\n");
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_never_followed() {
+        let (dir, path) = log_in_dir(0o700);
+        let link = dir.path().join("linked");
+        std::os::unix::fs::symlink(path.parent().unwrap(), &link).unwrap();
+        let e = entry(&[], None);
+        assert!(write(&Target::File(link.join("smtpsend.log")), &e).is_err());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_hard_link_is_refused() {
+        let (dir, path) = log_in_dir(0o700);
+        let other = dir.path().join("precious");
+        std::fs::write(&other, "mine\n").unwrap();
+        std::fs::hard_link(&other, &path).unwrap();
+        let err = write(&Target::File(path), &entry(&[], None)).unwrap_err();
+        assert!(err.to_string().contains("2 hard links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "mine\n");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_unless_sticky() {
+        let e = entry(&[], None);
+        let (_d, path) = log_in_dir(0o777);
+        let err = write(&Target::File(path.clone()), &e).unwrap_err();
+        assert!(err.to_string().contains("writable by others"), "{err}");
+        assert!(!path.exists());
+        // Sticky, as /tmp: allowed.
+        let (_d, path) = log_in_dir(0o1777);
+        write(&Target::File(path.clone()), &e).unwrap();
+        assert!(path.exists());
+    }
+
+    /// Root never appends to a file another uid owns (run as root only:
+    /// only root can give a file away).
+    #[test]
+    fn a_file_of_another_uid_is_refused() {
+        if queue_files::euid() != 0 {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let (_d, path) = log_in_dir(0o1777);
+        std::fs::write(&path, "theirs\n").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = write(&Target::File(path.clone()), &entry(&[], None)).unwrap_err();
+        assert!(err.to_string().contains("belongs to uid 65534"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "theirs\n");
+    }
+
+    /// The mode is 0600 whatever the umask: 0 would allow more, 0277
+    /// would leave us a read-only file. The umask is the process's, so
+    /// the writes happen in a child ([`umask_child`]).
+    #[test]
+    fn the_mode_is_0600_whatever_the_umask() {
+        for umask in ["0", "277"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("smtpsend.log");
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "log::tests::umask_child", "--nocapture"])
+                .env("SMTPSEND_LOG_UMASK_CHILD", umask)
+                .env("SMTPSEND_LOG_PATH", &path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o600, "umask {umask}");
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count(), 2, "umask {umask}");
+        }
+    }
+
+    #[test]
+    fn umask_child() {
+        let (Some(umask), Some(path)) = (
+            std::env::var_os("SMTPSEND_LOG_UMASK_CHILD"),
+            std::env::var_os("SMTPSEND_LOG_PATH"),
+        ) else {
+            return;
+        };
+        let umask = u32::from_str_radix(umask.to_str().unwrap(), 8).unwrap();
+        rustix::process::umask(Mode::from_raw_mode(umask));
+        let target = Target::File(PathBuf::from(path));
+        // Created, then appended to: both need write permission.
+        write(&target, &entry(&[], None)).unwrap();
+        write(&target, &entry(&[], None)).unwrap();
     }
 
     #[test]

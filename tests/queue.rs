@@ -449,7 +449,7 @@ fn a_successful_send_drains_older_queued_mail_on_the_same_connection() {
         );
     }
     assert_eq!(env.queued(), 3);
-    // Make them due now: the backoff would otherwise hold them a minute.
+    // Make them due now: the backoff would otherwise hold them 30 s.
     for e in std::fs::read_dir(env.queue_dir().join("msg"))
         .unwrap()
         .flatten()

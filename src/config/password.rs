@@ -52,9 +52,13 @@ pub const PASSWORD_ENV: &str = "SMTPSEND_PASSWORD";
 /// when unset).
 pub const CLIENT_CERT_PASSWORD_ENV: &str = "SMTPSEND_CLIENT_CERT_PASSWORD";
 
-/// The environment variables that hold secrets: removed from the
-/// environment of every program smtpsend starts.
-pub const SECRET_ENV: &[&str] = &[PASSWORD_ENV, CLIENT_CERT_PASSWORD_ENV];
+/// The environment variables never passed to a program smtpsend starts:
+/// the secrets, and root's request to become a queue's owner.
+pub const SECRET_ENV: &[&str] = &[
+    PASSWORD_ENV,
+    CLIENT_CERT_PASSWORD_ENV,
+    crate::queue::owner::OWNER_ENV,
+];
 
 /// The most a password command may print on standard output (an OAuth
 /// access token is a few kilobytes).
@@ -295,7 +299,7 @@ mod tests {
     fn the_command_does_not_see_our_secrets() {
         // The variables exist in the environment the test process passes
         // on; the command must not see them.
-        let cmd = "if [ -n \"${SMTPSEND_PASSWORD+x}${SMTPSEND_CLIENT_CERT_PASSWORD+x}\" ]; then echo leaked; else echo clean; fi";
+        let cmd = "if [ -n \"${SMTPSEND_PASSWORD+x}${SMTPSEND_CLIENT_CERT_PASSWORD+x}${SMTPSEND_QUEUE_OWNER+x}\" ]; then echo leaked; else echo clean; fi";
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -305,6 +309,7 @@ mod tests {
             .env("SMTPSEND_ENV_CHILD", cmd)
             .env(PASSWORD_ENV, "from-env")
             .env(CLIENT_CERT_PASSWORD_ENV, "p12-secret")
+            .env(crate::queue::owner::OWNER_ENV, "0:/nonexistent")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

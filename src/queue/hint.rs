@@ -273,14 +273,14 @@ mod tests {
             .unwrap()
             .defer("451 later", None, t(0))
             .unwrap();
-        assert_eq!(next, t(60));
-        assert!(!q.maybe_due("default", t(59)));
-        assert!(q.maybe_due("default", t(60)));
-        assert!(!q.maybe_due("other", t(60)));
-        assert_eq!(q.earliest_due(), Some(t(60)));
+        assert_eq!(next, t(30));
+        assert!(!q.maybe_due("default", t(29)));
+        assert!(q.maybe_due("default", t(30)));
+        assert!(!q.maybe_due("other", t(30)));
+        assert_eq!(q.earliest_due(), Some(t(30)));
         // Lowering only lowers.
         q.lower_hint("default", t(600));
-        assert!(q.maybe_due("default", t(60)));
+        assert!(q.maybe_due("default", t(30)));
         q.lower_hint("default", t(10));
         assert!(q.maybe_due("default", t(10)));
     }

@@ -477,12 +477,12 @@ mod tests {
         let next = l
             .defer("451 4.3.0 try\r\nlater", Some("smtp.example.org"), t0)
             .unwrap();
-        assert_eq!(next, t0 + Duration::from_secs(60));
+        assert_eq!(next, t0 + Duration::from_secs(30));
         let t1 = t0 + Duration::from_secs(61);
         let next = l
             .defer("timed out", Some("backup.example.org"), t1)
             .unwrap();
-        assert_eq!(next, t1 + Duration::from_secs(300));
+        assert_eq!(next, t1 + Duration::from_secs(60));
         drop(l);
 
         let l = q.lock(&id).unwrap().unwrap();
@@ -490,12 +490,12 @@ mod tests {
         assert_eq!(m.attempts, 2);
         assert_eq!(m.last_error.as_deref(), Some("timed out"));
         assert_eq!(m.last_attempt, Some(t1));
-        assert_eq!(m.next_attempt, t1 + Duration::from_secs(300));
+        assert_eq!(m.next_attempt, t1 + Duration::from_secs(60));
         assert_eq!(m.hosts_tried, ["smtp.example.org", "backup.example.org"]);
         drop(l);
         let text = std::fs::read_to_string(q.env_path(&id)).unwrap();
         assert!(
-            text.contains("next_attempt = 2026-11-23T19:36:01Z"),
+            text.contains("next_attempt = 2026-11-23T19:32:01Z"),
             "{text}"
         );
         assert!(names(&q.tmp_dir()).is_empty());

@@ -1,9 +1,11 @@
 //! When to try again, when to give up, and what is due now.
 //!
-//! After a temporary failure a message waits 1 minute, then 5, then 15,
-//! then an hour, and hourly after that ([`BACKOFF`], then
-//! [`RETRY_INTERVAL`]): quick retries catch a relay that was restarting,
-//! and hourly ones keep a long outage from turning into a flood of
+//! After a temporary failure a message waits 30 seconds, then 1, 2 and 5
+//! minutes, then 15 minutes, then an hour, and hourly after that
+//! ([`BACKOFF`], then [`RETRY_INTERVAL`]): the first retries come soon, so
+//! a message queued while the relay blinked (a restart, a laptop between
+//! networks) leaves within about a minute of the relay coming back; the
+//! wider ones keep a long outage from turning into a flood of
 //! connections. A message older than its profile's `queue_lifetime`
 //! ([`crate::config::DEFAULT_QUEUE_LIFETIME`], five days, unless
 //! configured) is expired: the runner makes the attempt that is due, and
@@ -20,9 +22,11 @@ use super::id::Id;
 use super::meta;
 use super::spool::{Queue, Sub};
 
-/// The waits after the 1st, 2nd, 3rd and 4th failed attempts.
-pub const BACKOFF: [Duration; 4] = [
+/// The waits after the 1st to 6th failed attempts.
+pub const BACKOFF: [Duration; 6] = [
+    Duration::from_secs(30),
     Duration::from_secs(60),
+    Duration::from_secs(2 * 60),
     Duration::from_secs(5 * 60),
     Duration::from_secs(15 * 60),
     Duration::from_secs(3600),
@@ -147,12 +151,14 @@ mod tests {
 
     #[test]
     fn schedule() {
-        let got: Vec<u64> = (0..8).map(|n| delay(n).as_secs()).collect();
+        let got: Vec<u64> = (0..10).map(|n| delay(n).as_secs()).collect();
         assert_eq!(
             got,
             [
                 0,
+                30,
                 MIN,
+                2 * MIN,
                 5 * MIN,
                 15 * MIN,
                 60 * MIN,
@@ -162,8 +168,8 @@ mod tests {
             ]
         );
         assert_eq!(delay(u32::MAX), RETRY_INTERVAL);
-        assert_eq!(next_attempt(1, t(0)), t(MIN));
-        assert_eq!(next_attempt(3, t(100)), t(100 + 15 * MIN));
+        assert_eq!(next_attempt(1, t(0)), t(30));
+        assert_eq!(next_attempt(5, t(100)), t(100 + 15 * MIN));
         assert_eq!(next_attempt(0, t(7)), t(7));
     }
 
@@ -188,8 +194,10 @@ mod tests {
             attempts += 1;
             now = next_attempt(attempts, now);
         }
-        // 1 + 5 + 15 + 60 minutes, then hourly: 4 + (7200 - 81) / 60 + 1.
-        assert_eq!(attempts, 4 + (5 * 24 * 60 - 81) / 60 + 1);
+        // 30 s + 1 + 2 + 5 + 15 + 60 minutes (5010 s), then hourly:
+        // 6 + (432000 - 5010) / 3600 + 1.
+        assert_eq!(attempts, 6 + (5 * 24 * 3600 - 5010) / 3600 + 1);
+        assert_eq!(attempts, 125);
     }
 
     #[test]
