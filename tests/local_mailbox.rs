@@ -266,6 +266,38 @@ fn roots_mail_to_a_user_is_written_as_that_user_and_never_through_a_symlink() {
 }
 
 #[test]
+fn the_mailbox_writer_mode_is_refused_on_a_command_line() {
+    // As PHP's mail() could pass it to /usr/sbin/sendmail: nothing written.
+    let env = BinEnv::new();
+    let target = env.path("webroot");
+    for argv0_args in [
+        vec![
+            "--deliver-local",
+            "www-data",
+            "maildir",
+            target.to_str().unwrap(),
+            "",
+        ],
+        vec![
+            "--deliver-local",
+            "root",
+            "mbox",
+            target.to_str().unwrap(),
+            "a@b",
+        ],
+    ] {
+        let out = env.run(&argv0_args, b"<?php system($_GET['c']); ?>\n");
+        assert_eq!(out.code, 64, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("not for use on a command line"),
+            "{}",
+            out.stderr
+        );
+        assert!(!target.exists());
+    }
+}
+
+#[test]
 fn an_unknown_local_user_bounces_with_a_reason() {
     let env = BinEnv::new();
     let out = env.run(

@@ -425,14 +425,24 @@ fn run_writer(
 /// `smtpsend --deliver-local USER maildir|mbox PATH SENDER`, started by
 /// [`write_as`]: becomes the user root asked for (before anything else),
 /// then appends standard input to the mailbox. Returns the path written.
+///
+/// Only a process root started this way may use it: anyone else (a
+/// caller that slipped the flag into a sendmail command line, root by
+/// hand) is refused before anything is read or written.
 pub fn deliver_local_main(args: &[OsString]) -> Result<PathBuf, Failure> {
-    owner::become_requested_owner().map_err(|e| Failure::new(Sysexit::NoPerm, e))?;
     let usage = || {
         Failure::new(
             Sysexit::Usage,
-            format!("{DELIVER_LOCAL_FLAG} is smtpsend's own: USER maildir|mbox PATH SENDER"),
+            format!(
+                "{DELIVER_LOCAL_FLAG} is smtpsend's own (root's mailbox writer): not for use on a command line"
+            ),
         )
     };
+    match owner::become_requested_owner() {
+        Ok(Some(_)) => {}
+        Ok(None) => return Err(usage()),
+        Err(e) => return Err(Failure::new(Sysexit::NoPerm, e)),
+    }
     let args: Vec<&str> = args
         .iter()
         .map(|a| a.to_str())

@@ -416,10 +416,13 @@ fn run_dir(
             // timed out, dropped) is suspended for the rest of the run.
             Ok(Ok(Settled::Deferred { outcome, reason })) => {
                 stats.deferred += 1;
-                let relay_failed = outcome
-                    .failures()
-                    .iter()
-                    .any(|(_, f)| !f.permanent && f.exit == Sysexit::TempFail);
+                // Only remote recipients' failures say anything about
+                // the relay (a local one may wait for root's queue run).
+                let relay_failed = outcome.failures().iter().any(|(addrs, f)| {
+                    !f.permanent
+                        && f.exit == Sysexit::TempFail
+                        && addrs.iter().any(|a| !super::local::is_local(a, &profile))
+                });
                 if !profile.hosts.is_empty() && relay_failed && !sessions.is_open(&profile) {
                     suspended.suspend(&key, &reason);
                 }
