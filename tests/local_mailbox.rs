@@ -95,20 +95,25 @@ impl World {
             std::fs::create_dir(w.path(d)).unwrap();
             std::fs::set_permissions(w.path(d), std::fs::Permissions::from_mode(mode)).unwrap();
         }
+        w.config("");
+        w
+    }
+
+    /// (Re)writes the configuration (root's, 0644) with `extra` lines.
+    fn config(&self, extra: &str) {
         std::fs::write(
-            w.path("smtpsend.toml"),
+            self.path("smtpsend.toml"),
             format!(
-                "queue_dir = \"{}\"\nlocal_domains = [\"localhost\"]\ntimeout = 5\n",
-                w.path("spool").display()
+                "queue_dir = \"{}\"\nlocal_domains = [\"localhost\"]\ntimeout = 5\n{extra}",
+                self.path("spool").display()
             ),
         )
         .unwrap();
         std::fs::set_permissions(
-            w.path("smtpsend.toml"),
+            self.path("smtpsend.toml"),
             std::fs::Permissions::from_mode(0o644),
         )
         .unwrap();
-        w
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -263,6 +268,44 @@ fn roots_mail_to_a_user_is_written_as_that_user_and_never_through_a_symlink() {
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
     assert!(w.queued(0) > 0);
+}
+
+#[test]
+fn a_local_recipient_waiting_for_root_does_not_hold_up_the_relay() {
+    let w = World::new();
+    let Some(us) = users(w.dir.path(), &["smtpsend-mbx-erin", "smtpsend-mbx-frank"]) else {
+        return;
+    };
+    let (erin, frank) = (&us[0], &us[1]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    w.config(&format!(
+        "host = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\n"
+    ));
+    let to = format!("{}@localhost", frank.name);
+    let out = w.run(Some(erin), &["-i", &to], b"Subject: one\n\none\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = w.run(
+        Some(erin),
+        &["-i", "far@example.net"],
+        b"Subject: two\n\ntwo\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let server = ScriptedServer::start(Script::new());
+    w.config(&format!(
+        "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+        server.port()
+    ));
+    // Erin's own run: the older message waits for root (it is frank's
+    // mailbox), which must not count as the relay failing.
+    let run = w.run(Some(erin), &["--queue-flush", "-v"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let t = server.finish();
+    assert_eq!(t.messages().len(), 1, "{}", run.stderr);
+    assert_eq!(t.messages()[0].rcpt_addrs(), ["far@example.net"]);
 }
 
 #[test]
