@@ -7,7 +7,8 @@
 //! The tests that need users create throwaway ones (`useradd`, homes in
 //! a temporary directory, removed at the end) and need root: they say so
 //! and skip otherwise (CI runs them as root). Mboxes go to a scratch mail
-//! spool (`SMTPSEND_MAIL_DIR`), never /var/mail.
+//! spool (`SMTPSEND_MAIL_DIR`, root:mail 2775 as on Debian), never
+//! /var/mail.
 
 mod support;
 
@@ -95,6 +96,13 @@ impl World {
             std::fs::create_dir(w.path(d)).unwrap();
             std::fs::set_permissions(w.path(d), std::fs::Permissions::from_mode(mode)).unwrap();
         }
+        // The mail spool as Debian has it: root:mail 2775 (the users are
+        // not in group mail: the writer gets it for the dotlock).
+        if let Some(mail) = group_id("mail") {
+            std::os::unix::fs::chown(w.path("mail"), Some(0), Some(mail)).unwrap();
+            std::fs::set_permissions(w.path("mail"), std::fs::Permissions::from_mode(0o2775))
+                .unwrap();
+        }
         w.config("");
         w
     }
@@ -164,6 +172,16 @@ impl World {
             .map(|d| d.flatten().count())
             .unwrap_or(0)
     }
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    let o = Command::new("getent").args(["group", name]).output().ok()?;
+    String::from_utf8_lossy(&o.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn users(base: &Path, names: &[&str]) -> Option<Vec<User>> {

@@ -38,8 +38,10 @@
 //!   starts `smtpsend --deliver-local USER ...` ([`deliver_local_main`])
 //!   that becomes the recipient exactly as a queue owner's runner does
 //!   ([`crate::queue::owner::command_as`], groups, gid, uid, clean
-//!   environment, before anything else) and feeds it the message on its
-//!   standard input;
+//!   environment, before anything else; for an mbox in a group-writable
+//!   spool such as Debian's root:mail 2775 `/var/mail`, that group too,
+//!   as a setgid-mail delivery agent has it, for the dotlock) and feeds
+//!   it the message on its standard input;
 //! - when another user sends to a local user, the recipient stays queued
 //!   with the reason "waiting for root's queue run to deliver into
 //!   USER's mailbox" (as `mailq` shows). Root's queue run starts the
@@ -438,7 +440,20 @@ pub fn deliver_local_main(args: &[OsString]) -> Result<PathBuf, Failure> {
             ),
         )
     };
-    match owner::become_requested_owner() {
+    // An mbox spool writable by its group (Debian: root:mail 2775) is
+    // written with that group, as a setgid-mail delivery agent would: it
+    // is needed for the dotlock. Looked at while still root.
+    let spool_group = match (args.get(1), args.get(2)) {
+        (Some(kind), Some(path)) if kind == "mbox" && files::euid() == 0 => std::fs::metadata(path)
+            .ok()
+            .filter(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.is_dir() && m.mode() & 0o020 != 0 && m.gid() != 0
+            })
+            .map(|m| std::os::unix::fs::MetadataExt::gid(&m)),
+        _ => None,
+    };
+    match owner::become_requested_owner_with(spool_group.as_slice()) {
         Ok(Some(_)) => {}
         Ok(None) => return Err(usage()),
         Err(e) => return Err(Failure::new(Sysexit::NoPerm, e)),

@@ -221,6 +221,13 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<Exi
 /// when there was nothing to do. Call it first, before any thread is
 /// started and before any configuration is read.
 pub fn become_requested_owner() -> Result<Option<u32>, String> {
+    become_requested_owner_with(&[])
+}
+
+/// [`become_requested_owner`] with `extra_groups` besides the account's
+/// (root's mailbox writer adds the mail spool's group, as a setgid-mail
+/// delivery agent has it).
+pub fn become_requested_owner_with(extra_groups: &[u32]) -> Result<Option<u32>, String> {
     let Some(v) = std::env::var_os(OWNER_ENV) else {
         return Ok(None);
     };
@@ -238,7 +245,12 @@ pub fn become_requested_owner() -> Result<Option<u32>, String> {
     }
     let a = account(uid).map_err(|e| format!("cannot run the queue of uid {uid}: {e}"))?;
     use rustix::process::{Gid, Uid};
-    let gids: Vec<Gid> = a.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let gids: Vec<Gid> = a
+        .groups
+        .iter()
+        .chain(extra_groups.iter().filter(|g| !a.groups.contains(g)))
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     let fail = |what: &str, e: rustix::io::Errno| {
         format!("cannot become uid {uid} to run its queue: {what}: {e}")
     };
