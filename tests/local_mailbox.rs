@@ -251,6 +251,34 @@ fn a_users_mail_to_another_waits_for_root_and_lands_in_their_mbox() {
 }
 
 #[test]
+fn a_users_mail_to_herself_in_a_spool_she_cannot_write_waits_for_root() {
+    let w = World::new();
+    if group_id("mail").is_none() {
+        eprintln!("no group mail: skipped");
+        return;
+    }
+    let Some(us) = users(w.dir.path(), &["smtpsend-mbx-gina"]) else {
+        return;
+    };
+    let gina = &us[0];
+    let to = format!("{}@localhost", gina.name);
+    let out = w.run(Some(gina), &["-i", &to], b"Subject: cron\n\nout\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("waiting for root's queue run"),
+        "{}",
+        out.stderr
+    );
+    let run = w.run(None, &["--queue-flush"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mbox = w.path("mail").join(&gina.name);
+    let text = std::fs::read_to_string(&mbox).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
+    assert!(text.contains("Subject: cron\n"), "{text}");
+    assert_eq!(std::fs::metadata(&mbox).unwrap().uid(), gina.uid);
+    assert_eq!(w.queued(gina.uid), 0);
+}
+
+#[test]
 fn roots_mail_to_a_user_is_written_as_that_user_and_never_through_a_symlink() {
     let w = World::new();
     let Some(us) = users(w.dir.path(), &["smtpsend-mbx-carol", "smtpsend-mbx-dave"]) else {

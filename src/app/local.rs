@@ -33,7 +33,8 @@
 //!
 //! A mailbox is written by a process running as its owner, never by
 //! root in a user's directories and never by a setuid smtpsend:
-//! - when the recipient is the user running smtpsend, it writes itself;
+//! - when the recipient is the user running smtpsend, it writes itself
+//!   (an mbox only where it may make the dotlock; else as below);
 //! - when root runs smtpsend (root's own mail, root's queue run), it
 //!   starts `smtpsend --deliver-local USER ...` ([`deliver_local_main`])
 //!   that becomes the recipient exactly as a queue owner's runner does
@@ -266,7 +267,7 @@ fn to_user(
 ) -> Result<PathBuf, Failure> {
     let user = user_of(mb);
     let euid = files::euid();
-    if user.uid == euid {
+    if user.uid == euid && can_write_here(mb) {
         write_here(mb, sender, prefix, body)
     } else if euid == 0 {
         write_as(mb, sender, prefix, body)
@@ -280,6 +281,19 @@ fn to_user(
                 user.name
             ),
         ))
+    }
+}
+
+/// Whether the user running this process can write its own mailbox: a
+/// Maildir, yes; an mbox only where it may make the dotlock (Debian's
+/// `/var/mail` is root:mail 2775: a user outside group mail waits for
+/// root's queue run, whose writer has that group).
+fn can_write_here(mb: &Mailbox) -> bool {
+    match mb {
+        Mailbox::Maildir { .. } => true,
+        Mailbox::Mbox { dir, .. } => {
+            files::euid() == 0 || rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
+        }
     }
 }
 
