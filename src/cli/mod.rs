@@ -225,8 +225,9 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub domain: Option<String>,
 
-    /// Seconds to wait for the relay at each step; with -bs, also for the
-    /// client's next line [default: 300 with -bs].
+    /// Seconds to wait for the relay at each step, the reply to the end of
+    /// the message included [default: 60, and 600 for that reply]; with
+    /// -bs, also for the client's next line [default: 300 with -bs].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 

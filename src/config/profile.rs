@@ -21,10 +21,6 @@ use super::error::ConfigError;
 use super::parse::{Locator, describe_table};
 use super::schema::{Int, IntOrText, OneOrMany, RawSecret, TlsMode, Transport};
 
-/// Seconds to wait for the relay at each step when the profile does not
-/// say (the same default the command line had before profiles).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// How long a queued message is retried before it is returned: five days,
 /// sendmail's `Timeout.queuereturn`.
 pub const DEFAULT_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
@@ -268,7 +264,10 @@ profile_keys! {
         /// EHLO name, Message-ID domain, and the domain bare names are
         /// qualified with.
         domain "domain": String => Option<String> = None, |v, _| check_domain(&v).map(|()| Some(v));
-        timeout "timeout": IntOrText => Duration = DEFAULT_TIMEOUT, |v, _| duration(v);
+        /// Every step's time limit when set (the reply to the end of the
+        /// data included); `None`: the engine's defaults, 60 s a step and
+        /// 10 minutes for that final reply (RFC 5321 4.5.3.2.6).
+        timeout "timeout": IntOrText => Option<Duration> = None, |v, _| duration(v).map(Some);
         allow_plaintext_auth "allow_plaintext_auth": bool => bool = false, |v, _| Ok(v);
         queue "queue": bool => bool = true, |v, _| Ok(v);
         /// Leave a detached retrier behind when a message stays queued
@@ -413,7 +412,7 @@ impl Profile {
             if t == 0 {
                 return Err(bad("--timeout", "must be at least 1 second".into()));
             }
-            self.timeout = Duration::from_secs(t);
+            self.timeout = Some(Duration::from_secs(t));
         }
         if let Some(r) = o.read_envelope_from {
             self.read_envelope_from = r;
@@ -1047,7 +1046,7 @@ mod tests {
         assert_eq!(p.password_command.as_deref(), Some("echo x"));
         assert_eq!(p.from.as_deref(), Some("<>"));
         assert_eq!(p.domain.as_deref(), Some("h.example"));
-        assert_eq!(p.timeout, Duration::from_secs(5));
+        assert_eq!(p.timeout, Some(Duration::from_secs(5)));
         assert!(p.read_envelope_from);
 
         let cases: [(Overrides, &str); 5] = [
@@ -1105,7 +1104,7 @@ mod tests {
         assert_eq!(p.hosts, ["smtp.example.org"]);
         assert_eq!(p.tls, TlsMode::Starttls);
         assert_eq!(p.effective_port(), 587);
-        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(p.timeout, None);
         let local = Profile::from_overrides(&Overrides::default()).unwrap();
         assert!(
             local.hosts.is_empty(),
