@@ -626,7 +626,7 @@ impl Read for Chunks<'_> {
 
 /// Root's side of the hand-off, for one owner's runner: reads its
 /// requests from `from`, writes each message as its recipient, answers
-/// on `to`. Other output is passed to standard error. Ends at end of
+/// on `to`. Other output is dropped. Ends at end of
 /// input or at a request that breaks the protocol.
 pub fn serve_handoffs(from: impl Read, mut to: impl Write) -> io::Result<()> {
     let mut from = BufReader::new(from);
@@ -637,9 +637,7 @@ pub fn serve_handoffs(from: impl Read, mut to: impl Write) -> io::Result<()> {
         }
         let mut words = line.split_whitespace();
         if words.next() != Some(HANDOFF_TAG) {
-            if !line.trim().is_empty() {
-                eprint!("{line}");
-            }
+            // Anything else a queue run prints (nothing, normally).
             continue;
         }
         let (Some(name), Some(sender)) =
