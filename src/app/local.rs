@@ -99,6 +99,9 @@ const LINE_MAX: u64 = 8192;
 /// The size of one hand-off chunk.
 const CHUNK: usize = 64 * 1024;
 
+/// The longest chunk-length line of a hand-off.
+const CHUNK_LINE_MAX: u64 = 32;
+
 /// Whether `addr` is delivered on this machine under profile `p`.
 pub fn is_local(addr: &str, p: &Profile) -> bool {
     if p.transport == Transport::Maildir {
@@ -523,6 +526,8 @@ fn handoff(
     };
     let mut out = io::stdout().lock();
     send_request(&mut out, name, sender, prefix, body).map_err(fail)?;
+    // The wait is root's to bound: it answers every request, and kills
+    // this runner after owner::USER_RUN_TIMEOUT (its stdin then ends).
     let mut line = String::new();
     io::stdin()
         .lock()
@@ -597,7 +602,7 @@ impl Read for Chunks<'_> {
         }
         if self.left == 0 {
             let mut line = String::new();
-            self.from.take(32).read_line(&mut line)?;
+            self.from.take(CHUNK_LINE_MAX).read_line(&mut line)?;
             let n: u64 = line
                 .trim_end()
                 .parse()
