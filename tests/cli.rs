@@ -1286,3 +1286,34 @@ fn protocol_bdat_and_json_log_flags() {
     assert_eq!(t.conn().verbs().first().map(String::as_str), Some("LHLO"));
     assert_eq!(t.accepted(), 1);
 }
+
+/// RFC 5321 §4.5.3.1.10 through the binary, queued and `--no-queue`: a
+/// relay that takes two recipients a transaction (452 to the third) gets
+/// the rest in a further transaction on the same connection, and every
+/// recipient gets the message once.
+#[test]
+fn too_many_recipients_go_in_a_further_transaction_on_every_path() {
+    for no_queue in [false, true] {
+        let server = ScriptedServer::start(
+            Script::new().reply_at(Step::Rcpt.nth(2), "452 4.5.3 too many recipients"),
+        );
+        let env = Env::new();
+        let mut argv = relay_args(&server);
+        if no_queue {
+            argv.push("--no-queue".into());
+        }
+        argv.extend(["-i", "r1@example.org", "r2@example.org", "r3@example.org"].map(String::from));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(&argv, b"Subject: x\n\nbody\n");
+        assert_eq!(out.code, 0, "no_queue={no_queue}: {}", out.stderr);
+        let t = server.finish();
+        let msgs = t.messages();
+        assert_eq!(msgs.len(), 2, "no_queue={no_queue}: {t:#?}");
+        let mut got: Vec<&str> = msgs.iter().flat_map(|m| m.rcpt_addrs()).collect();
+        got.sort();
+        assert_eq!(got, ["r1@example.org", "r2@example.org", "r3@example.org"]);
+        assert!(msgs.iter().all(|m| m.accepted));
+        assert_eq!(t.accepted(), 1, "one connection");
+        assert_eq!(queued_count(&env), 0, "nothing left queued");
+    }
+}

@@ -16,7 +16,6 @@
 //! that did not turns it into an exit status ([`Outcome::into_result`]).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 
 use super::input::TempMessage;
@@ -25,21 +24,23 @@ use crate::config::Profile;
 use crate::exit::Sysexit;
 use crate::log::Status;
 use crate::queue::Locked;
-use crate::smtp::{BodyInfo, Envelope, Error, Reply, SendOptions, Smtp};
+use crate::smtp::{BodyInfo, Envelope, Error, Reply, SendOptions, Smtp, Source};
 
 /// A message that can be read from the start as often as needed: a
 /// temporary copy, or a queue entry.
 pub trait Body {
     fn info(&self) -> BodyInfo;
-    /// A reader positioned at the first byte.
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure>;
+    /// A reader positioned at the first byte, that can seek back: the
+    /// engine rereads it for a further transaction when the relay defers
+    /// recipients with 452 (too many recipients).
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure>;
 }
 
 impl Body for TempMessage {
     fn info(&self) -> BodyInfo {
         self.info
     }
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure> {
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure> {
         let r = TempMessage::reader(self)
             .map_err(|e| Failure::new(Sysexit::IoErr, format!("cannot reread the message: {e}")))?;
         Ok(Box::new(r))
@@ -50,7 +51,7 @@ impl Body for Locked {
     fn info(&self) -> BodyInfo {
         Locked::info(self)
     }
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure> {
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure> {
         Ok(Box::new(self.open()?))
     }
 }
@@ -428,7 +429,7 @@ fn relay_send(
     };
     let info = body.info();
     let mut reader = body.reader().map_err(|f| (Some(host.clone()), f))?;
-    let result = session.smtp.send_stream(
+    let result = session.smtp.send(
         &env,
         &mut reader,
         SendOptions {
