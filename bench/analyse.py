@@ -598,7 +598,7 @@ ISSUE15 = {
         )
     ],
     "instructions": [
-        ("instructions per small send, {v} (callgrind, millions)", lambda vs: f"{vs[0]['instructions'] / 1e6:.1f}")
+        ("instructions, {v} (callgrind, millions)", lambda vs: f"{vs[0]['instructions'] / 1e6:.1f}")
     ],
 }
 

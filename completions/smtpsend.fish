@@ -10,9 +10,9 @@ p\t''
 s\t''
 i\t''"
 complete -c smtpsend -s o -d 'Sendmail -o options: -oi is -i; the others (-oem, -odi, -oQ...) are accepted and ignored' -r
-complete -c smtpsend -s C -d 'Configuration file to use instead of the usual lookup' -r -F
+complete -c smtpsend -s C -d 'Configuration file to use instead of the usual lookup (under the sendmail name only from the system\'s allow_config_dirs: see SECURITY)' -r -F
 complete -c smtpsend -s L -d 'Tag for log lines' -r
-complete -c smtpsend -s X -l log-file -d 'Log file: one line per message' -r -F
+complete -c smtpsend -s X -l log-file -d 'Log file: one line per message (ignored under the sendmail name: see SECURITY)' -r -F
 complete -c smtpsend -l log-format -d 'Log lines as key=value text or as JSON objects (the profile\'s log_format) [default: text]' -r -f -a "text\t'`key=value` pairs, as Postfix and msmtp write them'
 json\t'One JSON object per line, for log shippers'"
 complete -c smtpsend -s a -l profile -d 'Profile to use from the configuration file' -r
@@ -28,7 +28,7 @@ false\t''"
 complete -c smtpsend -l tls-ca-file -d 'Trust the CA certificates in this PEM file, besides the system\'s' -r -F
 complete -c smtpsend -l auth -d 'Authentication: auto, none, or a mechanism (PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2, OAUTHBEARER, EXTERNAL)' -r
 complete -c smtpsend -l user -d 'User name to authenticate as' -r
-complete -c smtpsend -l password-command -d 'Command whose output is the password or token (run with sh -c; one trailing newline removed). $SMTPSEND_PASSWORD is used when no other source is set' -r
+complete -c smtpsend -l password-command -d 'Command whose output is the password or token (run with sh -c; one trailing newline removed). $SMTPSEND_PASSWORD is used when no other source is set. Refused under the sendmail name, as are the other relay and file options (see SECURITY)' -r
 complete -c smtpsend -l from -d 'Envelope sender (the same as -f)' -r
 complete -c smtpsend -l domain -d 'Name to give in EHLO and for Message-ID and bare local names [default: this machine\'s fully qualified name]' -r
 complete -c smtpsend -l timeout -d 'Seconds to wait for the relay at each step; with -bs, also for the client\'s next line [default: 300 with -bs]' -r

@@ -148,6 +148,16 @@ fn for_smtp(e: &Error) -> Sysexit {
     }
 }
 
+/// The exit status when the message will not be queued (`--no-queue`): a
+/// certificate that does not verify is then permanent (EX_UNAVAILABLE),
+/// though a queue defers it; everything else as `Sysexit::from(e)`.
+pub fn for_smtp_no_queue(e: &Error) -> Sysexit {
+    if e.is_certificate_failure() {
+        return Sysexit::Unavailable;
+    }
+    for_smtp(e)
+}
+
 /// What the user can do about an engine error, for the end of the one
 /// error line.
 pub fn hint(e: &Error) -> Option<&'static str> {
@@ -159,10 +169,14 @@ pub fn hint(e: &Error) -> Option<&'static str> {
         Error::Io { .. } | Error::ServerDisconnected(_) | Error::Timeout(_) => {
             "the relay is unreachable or slow; try again later"
         }
-        Error::Tls(m) if m.contains("certificate") || m.contains("verify") => {
-            "give the relay's CA with --tls-ca-file, or pin its certificate"
+        Error::TlsCertificate(_) => {
+            "see the certificate with --serverinfo, then trust its CA (tls_ca_file) or pin it (tls_fingerprint)"
         }
-        Error::Tls(_) => "check the TLS mode (--tls) matches the port",
+        Error::TlsMismatch(_) => "check the TLS mode (--tls) matches the port",
+        Error::Tls(_) => "the TLS handshake failed; try again later",
+        Error::MaybeDelivered(_) => {
+            "the relay may have the message; it is kept and retried, so a duplicate is possible"
+        }
         Error::NotSupported(m) if m.contains("STARTTLS") => {
             "the relay offers no STARTTLS: use --tls tls on its TLS port, or --tls none only on a trusted network"
         }
@@ -212,6 +226,18 @@ mod tests {
         );
         assert_eq!(for_smtp(&Error::Protocol("x".into())), Sysexit::Protocol);
         assert_eq!(for_smtp(&Error::Timeout(3)), Sysexit::TempFail);
+        let cert = Error::TlsCertificate("x".into());
+        assert_eq!(for_smtp(&cert), Sysexit::TempFail);
+        assert_eq!(for_smtp_no_queue(&cert), Sysexit::Unavailable);
+        assert_eq!(for_smtp(&Error::Tls("alert".into())), Sysexit::TempFail);
+        assert_eq!(
+            for_smtp(&Error::TlsMismatch("x".into())),
+            Sysexit::Unavailable
+        );
+        assert_eq!(
+            for_smtp(&Error::MaybeDelivered("x".into())),
+            Sysexit::TempFail
+        );
         assert_eq!(
             for_smtp(&Error::ServerDisconnected("x".into())),
             Sysexit::TempFail

@@ -1,7 +1,8 @@
 //! Interop against real servers on 127.0.0.1: Postfix (plain, no
 //! pipelining, STARTTLS submission with Dovecot SASL, implicit TLS,
 //! OAuth bearer tokens), Dovecot LMTP over TCP and a Unix socket, and
-//! aiosmtpd. Both the library and the real binary are exercised.
+//! aiosmtpd, and Exim 4.96 (BDAT byte-exactness, 452 too many recipients).
+//! Both the library and the real binary are exercised.
 
 mod real;
 
@@ -11,7 +12,10 @@ use std::time::Duration;
 
 use real::{RealServers, marker, run_cases};
 use smtpsend::smtp::auth::Credentials;
-use smtpsend::smtp::{Error, Protocol, Secret, SessionOptions, Smtp, TlsOptions};
+use smtpsend::smtp::data::BodyScanner;
+use smtpsend::smtp::{
+    Envelope, Error, Protocol, Secret, SendOptions, SessionOptions, Smtp, TlsOptions,
+};
 
 fn opts(s: &RealServers) -> SessionOptions {
     let mut tls = TlsOptions::new();
@@ -192,6 +196,186 @@ fn bdat_to_postfix(s: &RealServers) {
     s.wait_for_log("POSTFIX_LOG", "bdat=1 quit=1");
 }
 
+/// A body that exercises every rule of the wire form: leading dots, a
+/// lone dot line, bare CR and bare LF, 8-bit text, and (for `big`) enough
+/// lines to need several BDAT chunks when the size is not known.
+fn tricky_body(big: bool) -> String {
+    let mut b = String::from(".leading dot\n..two\n.\nbare\rcr\r\ncrlf\ncaf\u{e9} 8-bit\n");
+    if big {
+        let line = "0123456789 abcdefghijklmnopqrstuvwxyz .not a dot line\n";
+        while b.len() < 2_600_000 {
+            b.push_str(line);
+        }
+    }
+    b.push_str("end");
+    b
+}
+
+/// What a Maildir stores of `tricky_body`: LF line ends, every bare CR a
+/// line end, a final line end added.
+fn stored_form(body: &str) -> String {
+    format!("{}\n", body.replace("\r\n", "\n").replace('\r', "\n"))
+}
+
+/// Every message in `maildir` holding `marker`, once `n` have arrived.
+fn wait_for_n(maildir: &std::path::Path, mark: &str, n: usize) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<Vec<u8>> = std::fs::read_dir(maildir.join("new"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter(|b| b.windows(mark.len()).any(|w| w == mark.as_bytes()))
+            .collect();
+        if found.len() >= n {
+            assert_eq!(found.len(), n, "more messages than expected");
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} messages with {mark:?} in {}",
+            found.len(),
+            maildir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// BDAT byte-exact into Postfix and Exim: once with the size known (one
+/// `BDAT n LAST` chunk, QUIT riding in the same flight) and once from a
+/// stream of unknown size (1 MiB chunks).
+fn bdat_byte_exact_to_postfix_and_exim(s: &RealServers) {
+    for (port, maildir, log) in [
+        // (The Exim log key is read at the end.)
+        (
+            "PLAIN_PORT",
+            s.postfix_maildir("example.org"),
+            "POSTFIX_LOG",
+        ),
+        ("EXIM_PORT", s.path("EXIM_MAILDIR"), "EXIM_LOG"),
+    ] {
+        for (known_size, big) in [(true, false), (true, true), (false, true)] {
+            let mark = marker(&format!("bdat-{port}-{known_size}-{big}"));
+            let body = tricky_body(big);
+            let msg = message(&mark, &body);
+            let mut o = opts(s);
+            o.chunking = true;
+            let mut smtp = connect(s, port, o);
+            let env = Envelope::new("a@example.org", ["b@example.org"]);
+            let refused = if known_size {
+                smtp.send(
+                    &env,
+                    &mut std::io::Cursor::new(&msg),
+                    SendOptions {
+                        info: Some(BodyScanner::scan(&msg)),
+                        quit_after: true,
+                    },
+                )
+            } else {
+                let r = smtp.send_stream(&env, &mut &msg[..], SendOptions::default());
+                smtp.quit().unwrap();
+                r
+            }
+            .unwrap();
+            assert!(refused.is_empty());
+            assert!(smtp.has_extn("chunking") || !smtp.is_connected());
+            assert!(!smtp.is_connected());
+            let got = s.wait_for_mail(&maildir, &mark);
+            assert!(
+                body_of(&got) == stored_form(&body),
+                "{port}: body differs (known size {known_size}, big {big})"
+            );
+            if port == "PLAIN_PORT" {
+                let chunks = if known_size { 1 } else { 3 };
+                s.wait_for_log(log, &format!("bdat={chunks} quit=1"));
+            }
+        }
+    }
+    // Exim's log flags a CHUNKING reception with K.
+    let log = std::fs::read_to_string(s.get("EXIM_LOG")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" <= a@example.org") && l.contains(" K ")),
+        "{log}"
+    );
+}
+
+/// Exim is set to take 3 recipients a transaction (recipients_max); the
+/// rest get 452 and go in further transactions on the same connection,
+/// with DATA and with BDAT, each recipient getting the message once; a
+/// refused one is reported as refused.
+fn too_many_recipients_to_exim(s: &RealServers) {
+    for chunking in [false, true] {
+        let mark = marker(&format!("452-{chunking}"));
+        let mut o = opts(s);
+        o.chunking = chunking;
+        let mut smtp = connect(s, "EXIM_PORT", o);
+        let to: Vec<String> = (1..=7).map(|i| format!("r{i}@example.org")).collect();
+        let mut to_refs: Vec<&str> = to.iter().map(String::as_str).collect();
+        to_refs.insert(2, "nobody@reject.test");
+        let refused = smtp
+            .sendmail("a@example.org", &to_refs, &message(&mark, "x\n"), &[], &[])
+            .unwrap();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, "nobody@reject.test");
+        assert_eq!(refused[0].1.code(), 550);
+        smtp.quit().unwrap();
+        let got = wait_for_n(&s.path("EXIM_MAILDIR"), &mark, 7);
+        let mut envelope_to: Vec<String> = got
+            .iter()
+            .map(|m| {
+                let t = String::from_utf8_lossy(m);
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Envelope-to: "))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        envelope_to.sort();
+        assert_eq!(envelope_to, to);
+        // At most 3 a transaction: at least 3 transactions (Exim ids).
+        let mut ids: Vec<String> = got
+            .iter()
+            .filter_map(|m| {
+                let t = String::from_utf8_lossy(m);
+                t.lines()
+                    .find_map(|l| l.trim().strip_prefix("id "))
+                    .map(str::to_owned)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert!(ids.len() >= 3, "{ids:?}");
+    }
+}
+
+/// STARTTLS negotiates TLS 1.3 with Postfix; AUTH PLAIN with its initial
+/// response and a BDAT transaction follow.
+fn starttls_tls13_auth_plain_bdat(s: &RealServers) {
+    let mark = marker("tls13-bdat");
+    let mut o = opts(s);
+    o.chunking = true;
+    let mut smtp = connect(s, "SUBMISSION_PORT", o);
+    smtp.starttls().unwrap();
+    assert_eq!(smtp.tls_info().unwrap().protocol, "TLSv1.3");
+    let creds = Credentials::new(s.get("SASL_USER"), s.get("SASL_PASSWORD"));
+    smtp.login_with(&creds, Some("PLAIN")).unwrap();
+    let msg = message(&mark, "x\n");
+    let env = Envelope::new(s.get("SASL_USER"), ["rcpt@example.net"]);
+    smtp.send(
+        &env,
+        &mut std::io::Cursor::new(&msg),
+        SendOptions {
+            info: Some(BodyScanner::scan(&msg)),
+            quit_after: true,
+        },
+    )
+    .unwrap();
+    s.wait_for_mail(&s.postfix_maildir("example.net"), &mark);
+    s.wait_for_log("POSTFIX_LOG", "auth=1 mail=1 rcpt=1 bdat=1 quit=1");
+}
+
 fn starttls_login_each_mechanism(s: &RealServers) {
     let creds = Credentials::new(s.get("SASL_USER"), s.get("SASL_PASSWORD"));
     for mech in ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256"] {
@@ -258,7 +442,7 @@ fn starttls_refuses_unknown_ca(s: &RealServers) {
     o.tls.ca_file = None;
     let mut smtp = connect(s, "SUBMISSION_PORT", o);
     let e = smtp.starttls().unwrap_err();
-    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert!(matches!(e, Error::TlsCertificate(_)), "{e:?}");
 }
 
 fn implicit_tls_login_and_send(s: &RealServers) {
@@ -510,6 +694,15 @@ fn real_servers() {
             ("size_limit_from_real_server", size_limit_from_real_server),
             ("smtputf8_declared_to_postfix", smtputf8_declared_to_postfix),
             ("bdat_to_postfix", bdat_to_postfix),
+            (
+                "bdat_byte_exact_to_postfix_and_exim",
+                bdat_byte_exact_to_postfix_and_exim,
+            ),
+            ("too_many_recipients_to_exim", too_many_recipients_to_exim),
+            (
+                "starttls_tls13_auth_plain_bdat",
+                starttls_tls13_auth_plain_bdat,
+            ),
             (
                 "starttls_login_each_mechanism",
                 starttls_login_each_mechanism,

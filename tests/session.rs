@@ -265,7 +265,7 @@ fn quit_rides_with_the_end_of_data() {
     let env = Envelope::new("a@example.org", ["b@example.org"]);
     let r = s.send(
         &env,
-        &mut &MSG[..],
+        &mut std::io::Cursor::new(MSG),
         SendOptions {
             info: None,
             quit_after: true,
@@ -505,7 +505,8 @@ fn dsn_parameters_when_offered() {
         }),
         ..Envelope::new("a@example.org", ["b@example.org"])
     };
-    s.send(&env, &mut &MSG[..], SendOptions::default()).unwrap();
+    s.send(&env, &mut std::io::Cursor::new(MSG), SendOptions::default())
+        .unwrap();
     s.quit().unwrap();
     let t = server.finish();
     let m = &t.messages()[0];
@@ -709,8 +710,10 @@ fn bad_certificates_are_refused() {
         let server = ScriptedServer::start(Script::new().starttls().pki(&bad));
         let mut s = connect_with(&server, tls_opts(&trusted));
         let e = s.starttls().unwrap_err();
-        assert!(matches!(e, Error::Tls(_)), "{kind:?}: {e:?}");
-        assert!(!e.is_transient());
+        // Named as a certificate problem; deferred, not bounced (a caller
+        // that cannot queue uses is_certificate_failure).
+        assert!(matches!(e, Error::TlsCertificate(_)), "{kind:?}: {e:?}");
+        assert!(e.is_transient() && e.is_certificate_failure());
         assert!(!s.is_connected());
         server.finish();
     }
@@ -750,7 +753,7 @@ fn implicit_tls() {
 
 fn expect_failure(script: Script, timeout: Duration, check: impl Fn(&Error)) -> Duration {
     let server = ScriptedServer::start(script);
-    let mut s = Smtp::new(SessionOptions { timeout, ..opts() });
+    let mut s = Smtp::new(opts().with_timeout(timeout));
     let start = Instant::now();
     let r = s.connect("127.0.0.1", Some(server.port())).and_then(|_| {
         s.sendmail("a@example.org", &["b@example.org"], MSG, &[], &[])
@@ -779,7 +782,14 @@ fn disconnects_at_every_step() {
             Script::new().disconnect_at(step.clone()),
             Duration::from_secs(5),
             |e| {
-                assert!(matches!(e, Error::ServerDisconnected(_)), "{step:?}: {e:?}");
+                // Once the whole message is out, a lost reply means it may
+                // have been delivered.
+                if matches!(step, Step::DataBytes(_) | Step::EndOfData) {
+                    assert!(matches!(e, Error::MaybeDelivered(_)), "{step:?}: {e:?}");
+                    assert!(e.may_have_been_delivered());
+                } else {
+                    assert!(matches!(e, Error::ServerDisconnected(_)), "{step:?}: {e:?}");
+                }
                 assert!(e.is_transient());
             },
         );
@@ -792,7 +802,13 @@ fn stalls_time_out_within_bound() {
         let took = expect_failure(
             Script::new().stall_at(step.clone(), Duration::from_secs(30)),
             Duration::from_millis(600),
-            |e| assert!(matches!(e, Error::Timeout(_)), "{step:?}: {e:?}"),
+            |e| {
+                if step == Step::EndOfData {
+                    assert!(matches!(e, Error::MaybeDelivered(_)), "{step:?}: {e:?}");
+                } else {
+                    assert!(matches!(e, Error::Timeout(_)), "{step:?}: {e:?}");
+                }
+            },
         );
         assert!(took < Duration::from_secs(5), "{step:?} took {took:?}");
     }
@@ -1077,7 +1093,7 @@ fn refused_data_with_quit_riding_sends_nothing_after_quit() {
     let e = s
         .send(
             &env,
-            &mut &MSG[..],
+            &mut std::io::Cursor::new(MSG),
             SendOptions {
                 info: None,
                 quit_after: true,
@@ -1132,4 +1148,578 @@ fn lost_reply_after_the_final_dot_says_it_may_have_arrived() {
     assert!(e.is_transient());
     assert!(e.to_string().contains("may have been delivered"), "{e}");
     server.finish();
+}
+
+// ---- issue 13: pipelined = lockstep, deadlines, 452, parity ----
+
+/// The three ways a transaction can go out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Way {
+    Lockstep,
+    Pipelined,
+    Bdat,
+}
+
+const WAYS: [Way; 3] = [Way::Lockstep, Way::Pipelined, Way::Bdat];
+
+fn script_for(way: Way) -> Script {
+    match way {
+        Way::Lockstep => {
+            Script::new().ehlo_caps(&["SIZE 10485760", "8BITMIME", "ENHANCEDSTATUSCODES"])
+        }
+        Way::Pipelined => Script::new(),
+        Way::Bdat => Script::new().with_cap("CHUNKING"),
+    }
+}
+
+fn opts_for(way: Way) -> SessionOptions {
+    SessionOptions {
+        chunking: way == Way::Bdat,
+        ..opts()
+    }
+}
+
+/// What a send came to, in a form comparable across ways.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    variant: String,
+    codes: Vec<(String, u16)>,
+    connected: bool,
+}
+
+fn outcome(s: &Smtp, r: Result<smtpsend::smtp::Refused, Error>) -> Outcome {
+    // With BDAT the message leaves with the envelope, so a connection lost
+    // before the last reply may have delivered it: the same failure, named
+    // for what the client can know.
+    let r = r.map_err(|e| match e {
+        Error::MaybeDelivered(m) => Error::ServerDisconnected(m),
+        e => e,
+    });
+    let (variant, codes) = match r {
+        Ok(refused) => (
+            "Ok".to_string(),
+            refused.iter().map(|(a, r)| (a.clone(), r.code())).collect(),
+        ),
+        Err(Error::RecipientsRefused(m)) => (
+            "RecipientsRefused".to_string(),
+            m.iter().map(|(a, r)| (a.clone(), r.code())).collect(),
+        ),
+        Err(e) => {
+            let name = format!("{e:?}");
+            let name = name.split(['(', ' ', '{']).next().unwrap_or("").to_string();
+            (
+                name,
+                e.reply()
+                    .map(|r| vec![(String::new(), r.code())])
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    Outcome {
+        variant,
+        codes,
+        connected: s.is_connected(),
+    }
+}
+
+/// CPython's test_smtplib scenarios, and the other refusals, run with and
+/// without PIPELINING (and with BDAT): the error variant, the refused map
+/// and whether the session survives are the same every way.
+#[test]
+fn pipelined_and_bdat_outcomes_equal_lockstep() {
+    type Scenario = (&'static str, fn(Script) -> Script, &'static [&'static str]);
+    let scenarios: &[Scenario] = &[
+        (
+            "451 to MAIL, then disconnect",
+            |s| {
+                s.reply_to("MAIL", "451 4.3.0 requested action aborted")
+                    .disconnect_after(Step::Mail)
+            },
+            &["b@example.org"],
+        ),
+        (
+            "421 to MAIL",
+            |s| {
+                s.reply_to("MAIL", "421 4.7.0 closing")
+                    .disconnect_after(Step::Mail)
+            },
+            &["b@example.org"],
+        ),
+        (
+            "421 to RCPT",
+            |s| {
+                s.reply_to("RCPT", "421 4.7.0 closing")
+                    .disconnect_after(Step::Rcpt)
+            },
+            &["b@example.org", "c@example.org"],
+        ),
+        (
+            "one recipient refused",
+            |s| s.reply_to("RCPT TO:<c@", "550 5.1.1 no such user"),
+            &["b@example.org", "c@example.org"],
+        ),
+        (
+            "every recipient refused",
+            |s| s.reply_to("RCPT", "550 5.1.1 no such user"),
+            &["b@example.org", "c@example.org"],
+        ),
+        (
+            "message refused",
+            |s| s.after_data("554 5.7.1 spam"),
+            &["b@example.org"],
+        ),
+        (
+            "disconnect after RCPT replies",
+            |s| s.disconnect_after(Step::Rcpt.nth(2)),
+            &["b@example.org", "c@example.org"],
+        ),
+    ];
+    for (name, make, to) in scenarios {
+        let mut seen: Vec<(Way, Outcome)> = Vec::new();
+        for way in WAYS {
+            let server = ScriptedServer::start(make(script_for(way)));
+            let mut s = connect_with(&server, opts_for(way));
+            let r = s.sendmail("a@example.org", to, MSG, &[], &[]);
+            seen.push((way, outcome(&s, r)));
+            drop(s);
+            server.finish();
+        }
+        let first = &seen[0].1;
+        for (way, o) in &seen[1..] {
+            assert_eq!(o, first, "{name}: {way:?} differs from lockstep: {seen:?}");
+        }
+    }
+    // The two CPython cases, spelled out.
+    let server = ScriptedServer::start(
+        Script::new()
+            .reply_to("MAIL", "451 4.3.0 requested action aborted")
+            .disconnect_after(Step::Mail),
+    );
+    let mut s = connect(&server);
+    match s.sendmail("a@example.org", &["b@example.org"], MSG, &[], &[]) {
+        Err(Error::SenderRefused { reply, .. }) => assert_eq!(reply.code(), 451),
+        other => panic!("{other:?}"),
+    }
+    server.finish();
+    let server = ScriptedServer::start(Script::new().reply_to("RCPT", "421 4.7.0 closing"));
+    let mut s = connect(&server);
+    match s.sendmail("a@example.org", &["b@example.org"], MSG, &[], &[]) {
+        Err(Error::RecipientsRefused(m)) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].1.code(), 421);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!s.is_connected());
+    server.finish();
+}
+
+/// RFC 5321 §4.5.3.1.10: recipients deferred with 452 go in a further
+/// transaction on the same connection; every recipient gets the message
+/// exactly once, whichever way it goes.
+#[test]
+fn too_many_recipients_go_in_a_further_transaction() {
+    let to = ["r1@example.org", "r2@example.org", "r3@example.org"];
+    for way in WAYS {
+        let server = ScriptedServer::start(
+            script_for(way).reply_at(Step::Rcpt.nth(2), "452 4.5.3 too many recipients"),
+        );
+        let mut s = connect_with(&server, opts_for(way));
+        let refused = s.sendmail("a@example.org", &to, MSG, &[], &[]).unwrap();
+        assert!(refused.is_empty(), "{way:?}: {refused:?}");
+        s.quit().unwrap();
+        let t = server.finish();
+        let msgs = t.messages();
+        assert_eq!(msgs.len(), 2, "{way:?}: {t:#?}");
+        let mut got: Vec<&str> = msgs.iter().flat_map(|m| m.rcpt_addrs()).collect();
+        got.sort();
+        assert_eq!(got, to, "{way:?}");
+        assert!(msgs.iter().all(|m| m.accepted && m.content == MSG));
+        assert_eq!(t.accepted(), 1, "one connection");
+    }
+    // From a stream that cannot be read twice, the deferred come back as
+    // refused with their 452, for the caller to retry.
+    let server = ScriptedServer::start(
+        Script::new().reply_at(Step::Rcpt.nth(2), "452 4.5.3 too many recipients"),
+    );
+    let mut s = connect(&server);
+    let env = Envelope::new("a@example.org", to);
+    let refused = s
+        .send_stream(&env, &mut &MSG[..], SendOptions::default())
+        .unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].0.as_str(), refused[0].1.code()),
+        ("r2@example.org", 452)
+    );
+    assert!(refused[0].1.is_transient());
+    s.quit().unwrap();
+    assert_eq!(server.finish().messages().len(), 1);
+}
+
+fn send_quit_after(s: &mut Smtp) {
+    let env = Envelope::new("a@example.org", ["b@example.org", "c@example.org"]);
+    let info = smtpsend::smtp::data::BodyScanner::scan(MSG);
+    let r = s.send(
+        &env,
+        &mut std::io::Cursor::new(MSG),
+        SendOptions {
+            info: Some(info),
+            quit_after: true,
+        },
+    );
+    assert!(r.unwrap().is_empty());
+    assert!(!s.is_connected());
+}
+
+/// Issue 15: the protocol minimum. With CHUNKING and PIPELINING a send is
+/// two client flights (EHLO | MAIL, RCPT…, BDAT n LAST, the message,
+/// QUIT); with DATA three.
+#[test]
+fn bdat_send_is_two_flights_data_three() {
+    for (way, flights) in [(Way::Bdat, 2), (Way::Pipelined, 3)] {
+        let server = ScriptedServer::start(script_for(way));
+        let mut s = connect_with(&server, opts_for(way));
+        send_quit_after(&mut s);
+        let t = server.finish();
+        let c = t.conn();
+        assert_eq!(c.flights, flights, "{way:?}: {:?}", c.verbs_by_flight());
+        assert!(c.closed_cleanly());
+        let m = &c.messages[0];
+        assert_eq!(m.content, MSG);
+        if way == Way::Bdat {
+            assert_eq!(
+                c.verbs_by_flight(),
+                [
+                    (1, vec!["EHLO".to_string()]),
+                    (
+                        2,
+                        ["MAIL", "RCPT", "RCPT", "BDAT", "QUIT"]
+                            .map(String::from)
+                            .to_vec()
+                    )
+                ]
+            );
+            // The size was known: one chunk, BDAT n LAST.
+            assert_eq!(m.bdat_chunks.as_deref(), Some(&[MSG.len()][..]));
+            assert!(
+                c.commands()
+                    .contains(&format!("BDAT {} LAST", MSG.len()).as_str())
+            );
+        }
+    }
+}
+
+/// With STARTTLS and AUTH PLAIN's initial response: EHLO | STARTTLS |
+/// (TLS 1.3 handshake, one round trip the scripted server does not count)
+/// EHLO | AUTH | the transaction: five counted flights with BDAT (six
+/// round trips in all), six with DATA (seven).
+#[test]
+fn starttls_auth_bdat_send_is_five_counted_flights() {
+    let pki = TestPki::new();
+    for (way, flights) in [(Way::Bdat, 5), (Way::Pipelined, 6)] {
+        let server = ScriptedServer::start(
+            script_for(way)
+                .starttls()
+                .pki(&pki)
+                .auth_accept("alice", "pw"),
+        );
+        let mut s = connect_with(
+            &server,
+            SessionOptions {
+                chunking: way == Way::Bdat,
+                ..tls_opts(&pki)
+            },
+        );
+        s.starttls().unwrap();
+        // (The scripted server's native-tls acceptor stops at TLS 1.2; the
+        // interop test against Postfix checks TLS 1.3.)
+        assert!(s.tls_info().unwrap().protocol.starts_with("TLSv1."));
+        s.login_with(&Credentials::new("alice", "pw"), Some("PLAIN"))
+            .unwrap();
+        send_quit_after(&mut s);
+        let t = server.finish();
+        let c = t.conn();
+        assert_eq!(c.flights, flights, "{way:?}: {:?}", c.verbs_by_flight());
+        assert!(c.authenticated && c.messages[0].tls);
+    }
+}
+
+/// BDAT of a stream of unknown size: chunks of at most 1 MiB, the last
+/// one `BDAT n LAST`, the content byte-exact.
+#[test]
+fn bdat_without_a_known_size_goes_in_chunks() {
+    let server = ScriptedServer::start(Script::new().with_cap("CHUNKING"));
+    let mut s = connect_with(&server, opts_for(Way::Bdat));
+    let mut msg = b"Subject: big\r\n\r\n".to_vec();
+    while msg.len() < 2_500_000 {
+        msg.extend_from_slice(b"0123456789 .dot\r\n");
+    }
+    let env = Envelope::new("a@example.org", ["b@example.org"]);
+    s.send_stream(&env, &mut &msg[..], SendOptions::default())
+        .unwrap();
+    s.quit().unwrap();
+    let t = server.finish();
+    let m = &t.messages()[0];
+    let chunks = m.bdat_chunks.clone().unwrap();
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    assert!(chunks.iter().all(|&c| c <= 1024 * 1024 + 64 * 1024));
+    assert_eq!(m.content, msg);
+    let last = t
+        .conn()
+        .commands()
+        .iter()
+        .filter(|c| c.ends_with(" LAST"))
+        .count();
+    assert_eq!(last, 1);
+}
+
+/// A size given in the options that does not match the message: not a
+/// byte beyond the announced chunk reaches the server.
+#[test]
+fn bdat_size_mismatch_never_overruns_the_chunk() {
+    let server = ScriptedServer::start(Script::new().with_cap("CHUNKING"));
+    let mut s = connect_with(&server, opts_for(Way::Bdat));
+    let env = Envelope::new("a@example.org", ["b@example.org"]);
+    let mut info = smtpsend::smtp::data::BodyScanner::scan(MSG);
+    info.size -= 3;
+    let e = s
+        .send(
+            &env,
+            &mut std::io::Cursor::new(MSG),
+            SendOptions {
+                info: Some(info),
+                quit_after: false,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    assert!(!s.is_connected());
+    let t = server.finish();
+    assert!(t.messages().iter().all(|m| !m.accepted));
+    assert!(!t.conn().verbs().iter().any(|v| v == "QUIT" || v == "RSET"));
+}
+
+/// A server that stops reading after 64 KiB of data: the whole write
+/// has one deadline, so the client gives up with one Timeout (the unit
+/// test `one_deadline_for_a_write_of_many_partial_writes` in stream.rs
+/// proves partial progress never restarts it).
+#[test]
+fn server_that_stops_reading_mid_data_times_out() {
+    let server = ScriptedServer::start(
+        Script::new()
+            .ehlo_caps(&["PIPELINING", "8BITMIME"])
+            .stall_at(Step::DataBytes(64 * 1024), Duration::from_secs(20))
+            .io_timeout(Duration::from_secs(20)),
+    );
+    let mut s = Smtp::new(opts().with_timeout(Duration::from_secs(2)));
+    s.connect("127.0.0.1", Some(server.port())).unwrap();
+    // More than loopback's socket buffers can hold (several MiB).
+    let msg =
+        b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n".repeat(1024 * 1024);
+    let e = s
+        .sendmail("a@example.org", &["b@example.org"], &msg, &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(2)), "{e:?}");
+    assert!(e.is_transient() && !e.may_have_been_delivered());
+    assert!(!s.is_connected());
+    server.finish();
+}
+
+/// The reply to the end of the data has its own budget: longer than a
+/// step's by default, capped by an explicit timeout, and a timeout there
+/// means the message may have been delivered.
+#[test]
+fn final_reply_has_its_own_budget() {
+    let stall = Script::new().stall_at(Step::EndOfData, Duration::from_millis(1500));
+    let server = ScriptedServer::start(stall.clone());
+    let mut s = Smtp::new(SessionOptions {
+        timeout: Duration::from_millis(500),
+        final_reply_timeout: Duration::from_secs(10),
+        ..opts()
+    });
+    s.connect("127.0.0.1", Some(server.port())).unwrap();
+    s.sendmail("a@example.org", &["b@example.org"], MSG, &[], &[])
+        .unwrap();
+    s.quit().unwrap();
+    server.finish();
+
+    let server = ScriptedServer::start(stall);
+    let mut s = Smtp::new(opts().with_timeout(Duration::from_millis(500)));
+    s.connect("127.0.0.1", Some(server.port())).unwrap();
+    let e = s
+        .sendmail("a@example.org", &["b@example.org"], MSG, &[], &[])
+        .unwrap_err();
+    assert!(matches!(e, Error::MaybeDelivered(_)), "{e:?}");
+    assert!(e.is_transient() && e.may_have_been_delivered());
+    server.finish();
+}
+
+#[test]
+fn zero_timeout_is_invalid_input_before_connecting() {
+    let server = ScriptedServer::start(Script::new());
+    for o in [
+        SessionOptions {
+            timeout: Duration::ZERO,
+            ..opts()
+        },
+        opts().with_timeout(Duration::ZERO),
+    ] {
+        let e = Smtp::new(o)
+            .connect("127.0.0.1", Some(server.port()))
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+        assert!(!e.is_transient());
+    }
+    assert_eq!(server.finish().accepted(), 0);
+}
+
+/// smtplib refuses non-ASCII in MAIL/RCPT/VRFY/EXPN before sending unless
+/// SMTPUTF8 is in force.
+#[test]
+fn non_ascii_commands_refused_before_sending_without_smtputf8() {
+    let server = ScriptedServer::start(Script::new().ehlo_caps(&["PIPELINING", "8BITMIME"]));
+    let mut s = connect(&server);
+    s.ehlo(None).unwrap();
+    for e in [
+        s.mail("j\u{f6}@example.org", &[]).unwrap_err(),
+        s.mail("a@example.org", &["SMTPUTF8"]).unwrap_err(),
+        s.verify("j\u{f6}@example.org").unwrap_err(),
+        s.expn("j\u{f6}@example.org").unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+    }
+    assert_eq!(s.mail("a@example.org", &[]).unwrap().code(), 250);
+    let e = s.rcpt("j\u{f6}@example.org", &[]).unwrap_err();
+    assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+    s.quit().unwrap();
+    let t = server.finish();
+    assert_eq!(t.conn().verbs(), ["EHLO", "MAIL", "QUIT"]);
+
+    // With SMTPUTF8 offered and declared, they go out.
+    let server = ScriptedServer::start(Script::new());
+    let mut s = connect(&server);
+    s.ehlo(None).unwrap();
+    assert_eq!(
+        s.mail("j\u{f6}@example.org", &["SMTPUTF8"]).unwrap().code(),
+        250
+    );
+    assert_eq!(s.rcpt("b\u{f6}@example.org", &[]).unwrap().code(), 250);
+    assert!(s.vrfy("j\u{f6}@example.org").is_ok());
+    s.quit().unwrap();
+    server.finish();
+}
+
+#[test]
+fn caller_given_body_and_smtputf8_are_not_sent_twice() {
+    let server = ScriptedServer::start(Script::new());
+    let mut s = connect(&server);
+    s.sendmail(
+        "j\u{f6}@example.org",
+        &["b@example.org"],
+        "Subject: \u{e9}\r\n\r\n\u{e9}\r\n".as_bytes(),
+        &["BODY=8BITMIME", "SMTPUTF8"],
+        &[],
+    )
+    .unwrap();
+    s.quit().unwrap();
+    let t = server.finish();
+    let from = &t.messages()[0].mail_from;
+    assert_eq!(from.matches("BODY=").count(), 1, "{from}");
+    assert_eq!(from.matches("SMTPUTF8").count(), 1, "{from}");
+}
+
+/// Reply text is for people: Latin-1 bytes or blanks in an EHLO line never
+/// stop a send (smtplib reads them as Latin-1 and strips blanks); a
+/// multi-byte character where a keyword is expected never panics.
+#[test]
+fn odd_bytes_in_greeting_and_ehlo_are_only_text() {
+    for ehlo in [
+        &b"250-mx.test \xe9\xe9\r\n250-\xe9\xe9\r\n250-\xc3\xa9\xc3\xa9\xc3\xa9\r\n250-PIPELINING\r\n250  8BITMIME  \t\r\n"[..],
+        b"250-mx\r\n250-AUTH\xc3\xa9 PLAIN\r\n250 PIPELINING\r\n",
+    ] {
+        let server = ScriptedServer::start(
+            Script::new()
+                .greeting("220 caf\u{e9} ready")
+                .raw_reply_at(Step::Ehlo, ehlo),
+        );
+        let mut s = connect(&server);
+        assert!(s.greeting().unwrap().text().starts_with("caf"));
+        s.sendmail("a@example.org", &["b@example.org"], MSG, &[], &[])
+            .unwrap();
+        assert!(s.has_extn("pipelining"));
+        assert!(!s.has_extn("auth"));
+        s.quit().unwrap();
+        server.finish();
+    }
+}
+
+#[test]
+fn quit_on_drop_vrfy_send_raw_and_login_without_initial_response() {
+    let server = ScriptedServer::start(Script::new().auth_accept("alice", "pw"));
+    {
+        let mut s = Smtp::new(opts()).quit_on_drop();
+        s.connect("127.0.0.1", Some(server.port())).unwrap();
+        s.send_raw(b"NOOP\r\n").unwrap();
+        assert_eq!(s.getreply().unwrap().code(), 250);
+        s.login_full(&Credentials::new("alice", "pw"), Some("PLAIN"), false)
+            .unwrap();
+        // Dropped here, connected: QUIT goes out.
+    }
+    let t = server.finish();
+    let c = t.conn();
+    assert_eq!(c.verbs()[..3], ["NOOP", "EHLO", "AUTH"]);
+    assert!(c.commands().contains(&"AUTH PLAIN"), "{:?}", c.commands());
+    assert_eq!(c.verbs().last().map(String::as_str), Some("QUIT"));
+    assert!(c.authenticated && c.closed_cleanly());
+}
+
+/// Issue 15: the system trust store is OpenSSL's hashed directory, read
+/// lazily: a CA present only as `<subject hash>.0` in `SSL_CERT_DIR`
+/// verifies the server (no CA file given), and without it the same send
+/// fails as a certificate problem. Run through the binary, whose process
+/// owns its environment.
+#[test]
+fn system_trust_is_the_hashed_ca_directory() {
+    let pki = TestPki::new();
+    let hashed = tempfile::tempdir().unwrap();
+    let ca = openssl::x509::X509::from_pem(&pki.ca_pem).unwrap();
+    std::fs::write(
+        hashed
+            .path()
+            .join(format!("{:08x}.0", ca.subject_name_hash())),
+        &pki.ca_pem,
+    )
+    .unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    for (dir, ok) in [(hashed.path(), true), (empty.path(), false)] {
+        let server = ScriptedServer::start(Script::new().starttls().pki(&pki));
+        let port = server.port().to_string();
+        let out = BinEnv::new().run_env(
+            &[
+                "--no-queue",
+                "--host",
+                "localhost",
+                "--port",
+                &port,
+                "--tls",
+                "starttls",
+                "-f",
+                "a@example.org",
+                "b@example.org",
+            ],
+            b"Subject: hashed\n\nx\n",
+            &[("SSL_CERT_DIR", dir.to_str().unwrap())],
+        );
+        let t = server.finish();
+        if ok {
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert!(t.messages()[0].tls && t.messages()[0].accepted);
+        } else {
+            assert_ne!(out.code, 0);
+            eprintln!("without the CA: exit {}: {}", out.code, out.stderr.trim());
+            assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+            assert!(t.messages().is_empty());
+        }
+    }
 }

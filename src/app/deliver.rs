@@ -418,7 +418,7 @@ fn relay_send(
     };
     let info = body.info();
     let mut reader = body.reader().map_err(|f| (Some(host.clone()), f))?;
-    let result = session.smtp.send(
+    let result = session.smtp.send_stream(
         &env,
         &mut reader,
         SendOptions {

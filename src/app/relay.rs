@@ -2,14 +2,12 @@
 //! dial for each host, failover across the profile's hosts on transient
 //! errors, the TLS mode, authentication; and `--serverinfo`.
 
-use native_tls::Identity;
-
 use super::{DebugSink, Failure, Report};
 use crate::config::{Auth, Profile, TlsMode, Transport};
 use crate::exit::Sysexit;
 use crate::smtp::auth::Credentials;
 use crate::smtp::stream::{Target, parse_target};
-use crate::smtp::{Error, PlaintextAuth, Protocol, SessionOptions, Smtp, TlsOptions};
+use crate::smtp::{Error, Identity, PlaintextAuth, Protocol, SessionOptions, Smtp, TlsOptions};
 
 /// Where the password of a PKCS#12 client certificate comes from (empty
 /// when unset).

@@ -127,7 +127,9 @@ pub struct Args {
     #[arg(short = 'v', help_heading = "Sendmail options")]
     pub verbose: bool,
 
-    /// Configuration file to use instead of the usual lookup.
+    /// Configuration file to use instead of the usual lookup (under the
+    /// sendmail name only from the system's allow_config_dirs: see
+    /// SECURITY).
     #[arg(short = 'C', value_name = "FILE", help_heading = "Sendmail options")]
     pub config: Option<PathBuf>,
 
@@ -135,7 +137,8 @@ pub struct Args {
     #[arg(short = 'L', value_name = "TAG", help_heading = "Sendmail options")]
     pub log_tag: Option<String>,
 
-    /// Log file: one line per message.
+    /// Log file: one line per message (ignored under the sendmail name:
+    /// see SECURITY).
     #[arg(
         short = 'X',
         long = "log-file",
@@ -208,7 +211,8 @@ pub struct Args {
 
     /// Command whose output is the password or token (run with sh -c; one
     /// trailing newline removed). $SMTPSEND_PASSWORD is used when no other
-    /// source is set.
+    /// source is set. Refused under the sendmail name, as are the other
+    /// relay and file options (see SECURITY).
     #[arg(long, value_name = "CMD")]
     pub password_command: Option<String>,
 

@@ -88,9 +88,32 @@ pub enum Error {
     #[error("timed out after {0} s waiting for the server")]
     Timeout(u64),
 
-    /// TLS could not be established or failed.
+    /// The TLS handshake was cut short: an I/O failure or an alert from
+    /// the server. Transient: the next host, or a later try, may work.
     #[error("TLS: {0}")]
     Tls(String),
+
+    /// The server's certificate does not verify (unknown CA, wrong name,
+    /// expired) or does not match the pinned fingerprint; or the CA file
+    /// cannot be loaded. Transient, as Postfix defers such mail: the fix
+    /// (a CA file, a pin) is the administrator's, and the message waits
+    /// for it. [`Error::is_certificate_failure`] lets a caller that cannot
+    /// queue treat it as permanent.
+    #[error("TLS certificate: {0}")]
+    TlsCertificate(String),
+
+    /// The server does not speak TLS where TLS was asked for (plaintext on
+    /// a port used with implicit TLS), or only a TLS version below 1.2.
+    /// Permanent: the TLS mode or the port is wrong.
+    #[error("TLS: {0}")]
+    TlsMismatch(String),
+
+    /// The whole message was sent, but the server's reply to its end never
+    /// came (the connection closed, or the wait timed out). The server may
+    /// have taken it: retrying may deliver a duplicate (the at-least-once
+    /// window). Transient.
+    #[error("{0}: the message may have been delivered")]
+    MaybeDelivered(String),
 
     /// Name resolution failed for the host.
     #[error("cannot resolve host {host}: {source}")]
@@ -113,7 +136,10 @@ impl Error {
             Error::ServerDisconnected(_)
             | Error::Timeout(_)
             | Error::Resolve { .. }
-            | Error::Io { .. } => true,
+            | Error::Io { .. }
+            | Error::Tls(_)
+            | Error::TlsCertificate(_)
+            | Error::MaybeDelivered(_) => true,
             Error::Connect(r)
             | Error::Helo(r)
             | Error::Data(r)
@@ -122,15 +148,27 @@ impl Error {
             | Error::Authentication { reply: r, .. } => r.is_transient(),
             // Transient only if every refusal was.
             Error::RecipientsRefused(m) => !m.is_empty() && m.iter().all(|(_, r)| r.is_transient()),
-            // A handshake that failed on I/O is transient; a certificate
-            // that does not verify will not verify later either.
-            Error::Tls(_) => false,
-            Error::NotSupported(_)
+            Error::TlsMismatch(_)
+            | Error::NotSupported(_)
             | Error::MessageTooLarge { .. }
             | Error::Protocol(_)
             | Error::AuthRefusedLocally(_)
             | Error::InvalidInput(_) => false,
         }
+    }
+
+    /// Whether the server's certificate failed verification or the pin: a
+    /// caller that cannot queue the message (sendmail's `--no-queue`) may
+    /// report this as permanent, though [`Error::is_transient`] says a
+    /// queue should keep the message.
+    pub fn is_certificate_failure(&self) -> bool {
+        matches!(self, Error::TlsCertificate(_))
+    }
+
+    /// Whether the server may have the message although the send failed:
+    /// the reply to the end of the data never arrived.
+    pub fn may_have_been_delivered(&self) -> bool {
+        matches!(self, Error::MaybeDelivered(_))
     }
 
     /// The server reply this error carries, if any.

@@ -16,20 +16,31 @@ impl Extensions {
     pub fn from_ehlo(reply: &Reply) -> Self {
         let mut ext = Extensions::default();
         for line in reply.lines().iter().skip(1) {
+            // Lines are already stripped of blanks (see `reply`), and text
+            // may hold any character: only ASCII bytes are looked at, so no
+            // index can fall inside a multi-byte character.
+            let bytes = line.as_bytes();
             // Old-style "AUTH=LOGIN PLAIN" (pre-RFC 2554 servers).
-            if line.len() >= 5 && line[..5].eq_ignore_ascii_case("auth=") {
-                ext.append_auth(&line[5..]);
+            if bytes.len() >= 5 && bytes[..5].eq_ignore_ascii_case(b"auth=") {
+                ext.append_auth(line.get(5..).unwrap_or(""));
                 continue;
             }
-            let name_len = line
-                .bytes()
-                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            let name_len = bytes
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
                 .count();
-            if name_len == 0 || !line.as_bytes()[0].is_ascii_alphanumeric() {
+            // A keyword is strict: it starts with a letter or digit and
+            // ends at a blank or the end of the line ("SIZE\u{e9}" is not
+            // an extension).
+            let ends_well = bytes
+                .get(name_len)
+                .is_none_or(|b| *b == b' ' || *b == b'\t');
+            if name_len == 0 || !bytes[0].is_ascii_alphanumeric() || !ends_well {
                 continue;
             }
-            let name = line[..name_len].to_ascii_lowercase();
-            let params = line[name_len..].trim();
+            let (name, params) = line.split_at(name_len);
+            let name = name.to_ascii_lowercase();
+            let params = params.trim();
             if name == "auth" {
                 ext.append_auth(params);
             } else {
@@ -133,8 +144,31 @@ mod tests {
 
     #[test]
     fn junk_lines_ignored() {
+        // smtplib strips the blanks around each line first, so
+        // "250- leading space" is the feature "leading".
         let e = ext("250-x\r\n250- leading space\r\n250--dash\r\n250 X-EXT a b\r\n");
-        assert_eq!(e.iter().collect::<Vec<_>>(), [("x-ext", "a b")]);
+        assert_eq!(
+            e.iter().collect::<Vec<_>>(),
+            [("leading", "space"), ("x-ext", "a b")]
+        );
         assert!(ext("250 only greeting\r\n").is_empty());
+    }
+
+    /// Server bytes can be anything: non-ASCII text never panics (it once
+    /// did: `line[..5]` on "\u{e9}\u{e9}\u{e9}") and never makes a keyword.
+    #[test]
+    fn non_ascii_lines_never_panic_nor_count() {
+        for raw in [
+            &b"250-x\r\n250-\xc3\xa9\xc3\xa9\xc3\xa9\r\n250 OK\r\n"[..],
+            b"250-x\r\n250-\xe9\xe9\r\n250 8BITMIME\r\n",
+            b"250-x\r\n250-AUTH\xc3\xa9 PLAIN\r\n250-SIZE\xe9 10\r\n250 au\xc3\xa9\r\n",
+            b"250-x\r\n250-auth=\xc3\xa9\r\n250 a\r\n",
+        ] {
+            let e = Extensions::from_ehlo(&parse_reply(raw).unwrap());
+            assert!(!e.has("size"));
+            for (name, _) in e.iter() {
+                assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            }
+        }
     }
 }

@@ -45,6 +45,19 @@ impl Smtp {
     /// mechanism by name (any built-in one, XOAUTH2/OAUTHBEARER/EXTERNAL
     /// included).
     pub fn login_with(&mut self, creds: &Credentials, only: Option<&str>) -> Result<Reply, Error> {
+        self.login_full(creds, only, true)
+    }
+
+    /// [`Smtp::login_with`], choosing whether a mechanism's initial
+    /// response rides on the AUTH line (smtplib's `initial_response_ok`;
+    /// `false` waits for the server's first, empty challenge, for servers
+    /// that mishandle RFC 4954 initial responses).
+    pub fn login_full(
+        &mut self,
+        creds: &Credentials,
+        only: Option<&str>,
+        initial_response_ok: bool,
+    ) -> Result<Reply, Error> {
         self.ehlo_or_helo_if_needed()?;
         if !self.has_extn("auth") {
             return Err(Error::NotSupported(
@@ -81,7 +94,7 @@ impl Smtp {
             let mut mech = auth::mechanism(&name, creds).ok_or_else(|| {
                 Error::AuthRefusedLocally(format!("AUTH {name} is not supported by smtpsend"))
             })?;
-            match self.auth(mech.as_mut(), true) {
+            match self.auth(mech.as_mut(), initial_response_ok) {
                 Ok(r) => return Ok(r),
                 Err(e @ Error::Authentication { .. }) if self.is_connected() => last = Some(e),
                 Err(e) => return Err(e),

@@ -12,10 +12,12 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod stream;
+pub mod transaction;
 
 pub use data::BodyInfo;
 pub use error::{Error, Refused, Secret};
 pub use extension::Extensions;
 pub use reply::{EnhancedCode, Reply};
-pub use session::{Dsn, Envelope, PlaintextAuth, Protocol, SendOptions, SessionOptions, Smtp};
-pub use stream::{TlsInfo, TlsOptions};
+pub use session::{Dsn, Envelope, PlaintextAuth, Protocol, QuitOnDrop, SessionOptions, Smtp};
+pub use stream::{Identity, IdentityError, TlsInfo, TlsOptions};
+pub use transaction::{SendOptions, Source};

@@ -163,11 +163,14 @@ impl fmt::Display for Reply {
 
 /// What a single reply line says.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ReplyLine<'a> {
+pub struct ReplyLine {
+    /// The three-digit code.
     pub code: u16,
     /// `false` for `ddd-text`: more lines follow.
     pub last: bool,
-    pub text: &'a str,
+    /// The text after the separator, decoded and stripped of surrounding
+    /// spaces and tabs.
+    pub text: String,
 }
 
 /// Why a line is not a valid reply line.
@@ -182,7 +185,7 @@ impl fmt::Display for ParseError {
 
 /// Parses one line (with or without its CRLF/LF) strictly: three digits,
 /// the first 2 to 5, then a space, a hyphen, or nothing.
-pub fn parse_line(raw: &[u8]) -> Result<ReplyLine<'_>, ParseError> {
+pub fn parse_line(raw: &[u8]) -> Result<ReplyLine, ParseError> {
     let line = raw
         .strip_suffix(b"\n")
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -211,11 +214,31 @@ pub fn parse_line(raw: &[u8]) -> Result<ReplyLine<'_>, ParseError> {
             )));
         }
     };
-    // Reply text is ASCII by RFC 5321; anything else is kept as valid
-    // UTF-8 or rejected rather than guessed at.
-    let text = std::str::from_utf8(rest)
-        .map_err(|_| ParseError(format!("reply text is not UTF-8: {:?}", shown())))?;
+    // Reply text is for people: UTF-8 when it is, else Latin-1 (as
+    // smtplib reads it), so odd bytes in a banner never stop a send. The
+    // blanks around it go, as smtplib's `getreply` strips them.
+    let text = decode_text(rest);
     Ok(ReplyLine { code, last, text })
+}
+
+/// Reply text as a string: UTF-8 when valid, else each byte as the
+/// Latin-1 character of that value; surrounding spaces and tabs removed.
+fn decode_text(bytes: &[u8]) -> String {
+    let trimmed = trim_blanks(bytes);
+    match std::str::from_utf8(trimmed) {
+        Ok(s) => s.to_owned(),
+        Err(_) => trimmed.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+fn trim_blanks(mut b: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = b {
+        b = rest;
+    }
+    b
 }
 
 /// Collects the lines of one reply and enforces the cross-line rules.
@@ -252,7 +275,7 @@ impl ReplyBuilder {
                 "reply has more than {MAX_REPLY_LINES} lines"
             )));
         }
-        self.lines.push(line.text.to_owned());
+        self.lines.push(line.text);
         if line.last {
             let code = line.code;
             self.code = None;
@@ -321,7 +344,8 @@ mod tests {
             b"600 too high\r\n",
             b"\r\n",
             b"2500 OK\r\n",
-            b"250 \xff\xfe\r\n",
+            b"\xc3\xa9250 OK\r\n",
+            b"25\xc3\xa9 OK\r\n",
         ] {
             assert!(
                 parse_reply(bad).is_err(),
@@ -329,6 +353,17 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn text_is_utf8_else_latin1_and_stripped() {
+        let r = parse_reply(b"250-\xe9\xe9 latin\r\n250 caf\xc3\xa9\r\n").unwrap();
+        assert_eq!(r.lines(), ["\u{e9}\u{e9} latin", "caf\u{e9}"]);
+        // smtplib's getreply strips blanks around each line.
+        let r = parse_reply(b"250  OK  \t\r\n").unwrap();
+        assert_eq!(r.text(), "OK");
+        let r = parse_reply(b"250 \xff\xfe\r\n").unwrap();
+        assert_eq!(r.text(), "\u{ff}\u{fe}");
     }
 
     #[test]

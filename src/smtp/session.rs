@@ -6,17 +6,50 @@
 //! needs, when to fall back from EHLO to HELO, when to RSET so that the
 //! session stays usable after a refusal, and how a transaction is
 //! pipelined. It never prints and never exits: a transcript goes to the
-//! writer given to [`Smtp::set_debuglevel`], failures are [`Error`]s.
+//! writer given to [`Smtp::set_debuglevel`], failures are [`Error`]s. The
+//! send path itself (MAIL, RCPT, DATA/BDAT, the replies) lives in
+//! [`super::transaction`].
+//!
+//! ## Where it deliberately differs from smtplib
+//!
+//! - **Timeouts** are per step and bounded as a whole: one deadline per
+//!   reply, per write, for the TLS handshake, and for resolving plus
+//!   connecting across all of a host's addresses; smtplib's socket timeout
+//!   restarts on every partial read or write. The reply to the end of the
+//!   data waits [`SessionOptions::final_reply_timeout`] (10 minutes, RFC
+//!   5321 §4.5.3.2.6) unless an explicit timeout caps it
+//!   ([`SessionOptions::with_timeout`]); a zero timeout is refused as
+//!   [`Error::InvalidInput`] (smtplib: `ValueError`).
+//! - **Non-ASCII** in `mail`/`rcpt`/`verify`/`expn` is
+//!   [`Error::NotSupported`] (smtplib: `UnicodeEncodeError`), before
+//!   anything is sent. [`Smtp::send`] carries non-ASCII domains as A-labels
+//!   to a server without SMTPUTF8, where `sendmail` would fail.
+//! - **Replies**: text is UTF-8 when valid, else Latin-1, and stripped of
+//!   blanks as `getreply` does; but a reply line must be well-formed
+//!   (three digits 2-5, then space, hyphen or nothing): smtplib takes any
+//!   three characters as a code, we call anything else
+//!   [`Error::Protocol`] and close.
+//! - **Pipelining**: [`Smtp::send`] pipelines (RFC 2920) and, when asked,
+//!   uses BDAT; the outcome is the one lockstep gives, except that with BDAT
+//!   a connection lost after the message went out is
+//!   [`Error::MaybeDelivered`] rather than `SMTPServerDisconnected`.
+//! - **452** to RCPT defers the recipient to a further transaction on the
+//!   same connection instead of refusing it (smtplib reports it refused).
+//! - **`send_message`** takes every `To`/`Cc`/`Bcc` field, not just the
+//!   first of each; **`send_raw`** is smtplib's `send` (the name `send` is
+//!   the typed, streaming `sendmail`); **`login_full`** carries smtplib's
+//!   `initial_response_ok`; [`Smtp::quit_on_drop`] is the `with` block.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::command::{self, quoteaddr};
-use super::data::{BodyInfo, BodyScanner, Encoder};
+use super::data::BodyScanner;
 use super::extension::Extensions;
 use super::reply::{Reply, ReplyBuilder};
-use super::stream::{Connection, Target, TlsInfo, TlsOptions, WRITE_CHUNK, parse_target};
+use super::stream::{Connection, Target, TlsInfo, TlsOptions, parse_target};
+use super::transaction::{Framing, SendOptions};
 use super::{Error, Refused};
 
 /// The SMTP port (RFC 5321).
@@ -25,15 +58,15 @@ pub const SMTP_PORT: u16 = 25;
 pub const SMTPS_PORT: u16 = 465;
 /// The LMTP port (RFC 2033).
 pub const LMTP_PORT: u16 = 2003;
-/// Default wait for any one reply, and for connecting.
+/// Default wait for any one step: a reply, a write, connecting.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default wait for the reply to the end of the message: RFC 5321
+/// §4.5.3.2.6 asks for 10 minutes, so that content scanners can finish
+/// (Postfix's `smtp_data_done_timeout`).
+pub const DEFAULT_FINAL_REPLY_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long to wait for the reply to QUIT: the message is already
 /// delivered, so we do not hold the caller for long.
-const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Size of one BDAT chunk. Chunks are pipelined and their replies read at
-/// the end, so the count of chunks bounds what the server must buffer in
-/// replies; 1 MiB keeps that small for any message size.
-const BDAT_CHUNK: usize = 1024 * 1024;
+pub(super) const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which dialect to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,10 +87,16 @@ pub struct SessionOptions {
     pub local_hostname: Option<String>,
     /// Bind to this local address before connecting.
     pub source_address: Option<SocketAddr>,
-    /// Wait for the TCP connection at most this long.
+    /// Budget for resolving the host name and connecting to it, across
+    /// all its addresses.
     pub connect_timeout: Duration,
-    /// Wait for each reply at most this long.
+    /// Budget of each other step: each reply, each write (however many
+    /// partial writes it takes), the TLS handshake.
     pub timeout: Duration,
+    /// Budget for the reply to the end of the message (default
+    /// [`DEFAULT_FINAL_REPLY_TIMEOUT`], 10 minutes). A timeout there is
+    /// [`Error::MaybeDelivered`].
+    pub final_reply_timeout: Duration,
     /// TLS from the first byte (smtplib's `SMTP_SSL`).
     pub implicit_tls: bool,
     /// TLS settings for implicit TLS and STARTTLS.
@@ -65,7 +104,10 @@ pub struct SessionOptions {
     /// SMTP or LMTP.
     pub protocol: Protocol,
     /// Use BDAT (RFC 3030) instead of DATA when the server offers
-    /// CHUNKING and PIPELINING.
+    /// CHUNKING and PIPELINING: the whole transaction (MAIL, RCPT, the
+    /// message as `BDAT n LAST`, QUIT) then leaves in one flight, one
+    /// round trip fewer than DATA. Off by default, as in smtplib; the
+    /// smtpsend binary turns it on.
     pub chunking: bool,
     /// Where credentials may be sent without TLS.
     pub plaintext_auth: PlaintextAuth,
@@ -92,11 +134,76 @@ impl Default for SessionOptions {
             source_address: None,
             connect_timeout: DEFAULT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            final_reply_timeout: DEFAULT_FINAL_REPLY_TIMEOUT,
             implicit_tls: false,
             tls: TlsOptions::new(),
             protocol: Protocol::Smtp,
             chunking: false,
             plaintext_auth: PlaintextAuth::default(),
+        }
+    }
+}
+
+impl SessionOptions {
+    /// An explicit timeout (the user's `--timeout`): it bounds every step,
+    /// connecting and the reply to the end of the message included.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        SessionOptions {
+            connect_timeout: timeout,
+            timeout,
+            final_reply_timeout: timeout,
+            ..self
+        }
+    }
+
+    /// A zero timeout is a configuration mistake, refused before
+    /// connecting (as smtplib refuses it) rather than reported later as a
+    /// retryable time-out.
+    fn check(&self) -> Result<(), Error> {
+        for (name, t) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("final_reply_timeout", self.final_reply_timeout),
+        ] {
+            if t.is_zero() {
+                return Err(Error::InvalidInput(format!(
+                    "{name} must be greater than zero (a non-blocking session is not supported)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A session that sends QUIT when dropped: see [`Smtp::quit_on_drop`].
+pub struct QuitOnDrop(Option<Smtp>);
+
+impl QuitOnDrop {
+    /// The session back, without sending QUIT.
+    pub fn into_inner(mut self) -> Smtp {
+        self.0.take().expect("present until dropped")
+    }
+}
+
+impl std::ops::Deref for QuitOnDrop {
+    type Target = Smtp;
+    fn deref(&self) -> &Smtp {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for QuitOnDrop {
+    fn deref_mut(&mut self) -> &mut Smtp {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for QuitOnDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.as_mut()
+            && s.is_connected()
+        {
+            let _ = s.quit();
         }
     }
 }
@@ -195,12 +302,15 @@ pub struct Smtp {
     features: Extensions,
     debug: Debug,
     /// BDAT chunks sent in the current transaction, each owed a reply.
-    bdat_chunks: usize,
+    pub(super) bdat_chunks: usize,
     /// The reply that accepted the last message (for logs: it usually
     /// names the relay's queue id).
-    accepted_reply: Option<Reply>,
+    pub(super) accepted_reply: Option<Reply>,
     /// QUIT has gone out behind the data: nothing more may be sent.
-    quit_sent: bool,
+    pub(super) quit_sent: bool,
+    /// The last [`Smtp::mail`] declared SMTPUTF8 (smtplib's
+    /// `command_encoding = 'utf-8'`).
+    smtputf8_declared: bool,
 }
 
 impl Smtp {
@@ -222,6 +332,7 @@ impl Smtp {
             bdat_chunks: 0,
             accepted_reply: None,
             quit_sent: false,
+            smtputf8_declared: false,
         }
     }
 
@@ -243,9 +354,14 @@ impl Smtp {
     /// Connects to `host` (smtplib's `connect`): `"host:port"` is split
     /// when `port` is `None`; `"[v6]:port"` literals work; a path starting
     /// with `/` is a Unix socket. Default port 25, 465 with implicit TLS,
-    /// 2003 for LMTP. Returns the greeting; a greeting other than 220 is
-    /// [`Error::Connect`] and the connection is closed.
+    /// 2003 for LMTP. Returns the greeting. A well-formed greeting other
+    /// than 220 is [`Error::Connect`]; a greeting that is not a reply at
+    /// all (a code outside 200-599 such as 199, garbage) is
+    /// [`Error::Protocol`]. Either way the connection is closed. A zero
+    /// timeout in the options is [`Error::InvalidInput`], before any
+    /// connection is made.
     pub fn connect(&mut self, host: &str, port: Option<u16>) -> Result<Reply, Error> {
+        self.opts.check()?;
         let default_port = match (self.opts.protocol, self.opts.implicit_tls) {
             (_, true) => SMTPS_PORT,
             (Protocol::Lmtp, false) => LMTP_PORT,
@@ -328,14 +444,14 @@ impl Smtp {
         }
     }
 
-    fn conn(&mut self) -> Result<&mut Connection, Error> {
+    pub(super) fn conn(&mut self) -> Result<&mut Connection, Error> {
         self.conn
             .as_mut()
             .ok_or_else(|| Error::ServerDisconnected("please run connect() first".into()))
     }
 
     /// Queues one command line without sending it.
-    fn queue_cmd(&mut self, cmd: &str, args: &str) -> Result<(), Error> {
+    pub(super) fn queue_cmd(&mut self, cmd: &str, args: &str) -> Result<(), Error> {
         let line = command::line(cmd, args)?;
         if cmd.eq_ignore_ascii_case("AUTH") {
             let mech = args.split_whitespace().next().unwrap_or("");
@@ -363,14 +479,42 @@ impl Smtp {
         self.flush()
     }
 
-    fn flush(&mut self) -> Result<(), Error> {
+    /// Queues bytes as they are (no command syntax), without sending them.
+    pub(super) fn queue_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.conn()?.queue(bytes);
+        Ok(())
+    }
+
+    /// Writes a transcript line.
+    pub(super) fn debug_log(&mut self, dir: &str, text: &str) {
+        self.debug.log(dir, text);
+    }
+
+    /// Changes the budget of each later step on this connection.
+    pub(super) fn set_step_timeout(&mut self, t: Duration) {
+        let t = t.min(self.opts.timeout);
+        if let Some(c) = self.conn.as_mut() {
+            c.set_timeout(t);
+        }
+    }
+
+    /// Sends bytes as they are, without adding a line ending or checking
+    /// anything (smtplib's `send`): the caller owns what goes on the wire.
+    /// The transcript shows them.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.debug.log("C:", &String::from_utf8_lossy(bytes));
+        self.conn()?.queue(bytes);
+        self.flush()
+    }
+
+    pub(super) fn flush(&mut self) -> Result<(), Error> {
         let r = self.conn()?.flush();
         self.fail_on_broken(r)
     }
 
     /// An error that leaves the connection in an unknown state closes it,
     /// so the next call says "disconnected" instead of misreading replies.
-    fn fail_on_broken<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
+    pub(super) fn fail_on_broken<T>(&mut self, r: Result<T, Error>) -> Result<T, Error> {
         if let Err(e) = &r
             && matches!(
                 e,
@@ -379,6 +523,9 @@ impl Smtp {
                     | Error::Protocol(_)
                     | Error::Io { .. }
                     | Error::Tls(_)
+                    | Error::TlsCertificate(_)
+                    | Error::TlsMismatch(_)
+                    | Error::MaybeDelivered(_)
             )
         {
             self.close();
@@ -395,13 +542,20 @@ impl Smtp {
 
     /// Reads one complete reply (smtplib's `getreply`), within the timeout.
     pub fn getreply(&mut self) -> Result<Reply, Error> {
-        let r = self.read_reply();
+        let r = self.conn().map(Connection::deadline);
+        let r = r.and_then(|d| self.read_reply(d));
         self.fail_on_broken(r)
     }
 
-    fn read_reply(&mut self) -> Result<Reply, Error> {
+    /// [`Smtp::getreply`] with its own budget.
+    pub(super) fn getreply_within(&mut self, budget: Duration) -> Result<Reply, Error> {
+        let r = self.conn().map(|c| c.deadline_in(budget));
+        let r = r.and_then(|d| self.read_reply(d));
+        self.fail_on_broken(r)
+    }
+
+    fn read_reply(&mut self, deadline: Instant) -> Result<Reply, Error> {
         let enhanced = self.features.has("enhancedstatuscodes");
-        let deadline: Instant = self.conn()?.deadline();
         let mut builder = ReplyBuilder::new();
         loop {
             let line = self.conn()?.read_line(deadline)?;
@@ -494,14 +648,38 @@ impl Smtp {
         self.features.has(name)
     }
 
-    /// VRFY (RFC 5321 §3.5): the reply, whatever its code.
+    /// VRFY (RFC 5321 §3.5): the reply, whatever its code. A non-ASCII
+    /// address is [`Error::NotSupported`] unless the server offers
+    /// SMTPUTF8; nothing is sent then.
     pub fn verify(&mut self, address: &str) -> Result<Reply, Error> {
-        self.docmd("VRFY", &command::addr_only(address))
+        let addr = command::addr_only(address);
+        self.check_ascii_or_smtputf8(&addr)?;
+        self.docmd("VRFY", &addr)
     }
 
-    /// EXPN (RFC 5321 §3.5): the reply, whatever its code.
+    /// smtplib's alias of [`Smtp::verify`].
+    pub fn vrfy(&mut self, address: &str) -> Result<Reply, Error> {
+        self.verify(address)
+    }
+
+    /// EXPN (RFC 5321 §3.5): the reply, whatever its code. Non-ASCII as
+    /// for [`Smtp::verify`].
     pub fn expn(&mut self, address: &str) -> Result<Reply, Error> {
-        self.docmd("EXPN", &command::addr_only(address))
+        let addr = command::addr_only(address);
+        self.check_ascii_or_smtputf8(&addr)?;
+        self.docmd("EXPN", &addr)
+    }
+
+    /// smtplib encodes commands as ASCII unless SMTPUTF8 is in force: a
+    /// non-ASCII argument to a server without it is refused before
+    /// anything is sent.
+    fn check_ascii_or_smtputf8(&self, s: &str) -> Result<(), Error> {
+        if command::needs_smtputf8(s) && !self.has_extn("smtputf8") {
+            return Err(Error::NotSupported(format!(
+                "<{s}> is not ASCII and the server does not offer SMTPUTF8"
+            )));
+        }
+        Ok(())
     }
 
     /// HELP: the reply (smtplib returns only its text; `reply.text()`).
@@ -521,7 +699,7 @@ impl Smtp {
 
     /// RSET after a refusal, ignoring a lost connection as smtplib's
     /// `_rset` does: the refusal is what the caller needs to hear.
-    fn rset_quietly(&mut self) {
+    pub(super) fn rset_quietly(&mut self) {
         if self.conn.is_some() && !self.quit_sent {
             let _ = self.rset();
         }
@@ -546,6 +724,23 @@ impl Smtp {
         self.forget_esmtp();
         self.greeting = None;
         self.quit_sent = false;
+        self.smtputf8_declared = false;
+    }
+
+    /// This session as a scope that sends QUIT when it ends (smtplib's
+    /// `with SMTP(...) as s:`): dropping the guard sends QUIT if still
+    /// connected (within the QUIT timeout, its errors ignored) and closes.
+    ///
+    /// ```no_run
+    /// # use smtpsend::smtp::{SessionOptions, Smtp};
+    /// let mut s = Smtp::new(SessionOptions::default()).quit_on_drop();
+    /// s.connect("mail.example.org", None)?;
+    /// s.sendmail("a@example.org", &["b@example.org"], b"Subject: x\r\n\r\nx\r\n", &[], &[])?;
+    /// // QUIT goes out here, also when `?` returned early.
+    /// # Ok::<(), smtpsend::smtp::Error>(())
+    /// ```
+    pub fn quit_on_drop(self) -> QuitOnDrop {
+        QuitOnDrop(Some(self))
     }
 
     fn forget_esmtp(&mut self) {
@@ -557,14 +752,22 @@ impl Smtp {
 
     /// MAIL FROM (RFC 5321 §4.1.1.2) with ESMTP parameters (sent only to
     /// an ESMTP server, as smtplib). SMTPUTF8 among the options when the
-    /// server does not offer it is [`Error::NotSupported`]. Returns the
-    /// reply whatever its code.
+    /// server does not offer it is [`Error::NotSupported`], and so is a
+    /// non-ASCII sender without SMTPUTF8 among the options (smtplib
+    /// refuses both before sending). Returns the reply whatever its code.
     pub fn mail(&mut self, sender: &str, options: &[&str]) -> Result<Reply, Error> {
         let args = self.mail_args(sender, options)?;
+        self.smtputf8_declared = options.iter().any(|o| o.eq_ignore_ascii_case("smtputf8"));
+        if command::needs_smtputf8(sender) && !self.smtputf8_declared {
+            return Err(Error::NotSupported(format!(
+                "the sender <{}> is not ASCII: give the SMTPUTF8 option (the server must offer it)",
+                command::addr_only(sender)
+            )));
+        }
         self.docmd("MAIL", &args)
     }
 
-    fn mail_args(&self, sender: &str, options: &[&str]) -> Result<String, Error> {
+    pub(super) fn mail_args(&self, sender: &str, options: &[&str]) -> Result<String, Error> {
         if options.iter().any(|o| o.eq_ignore_ascii_case("smtputf8")) && !self.has_extn("smtputf8")
         {
             return Err(Error::NotSupported(
@@ -588,12 +791,20 @@ impl Smtp {
     }
 
     /// RCPT TO (RFC 5321 §4.1.1.3). Returns the reply whatever its code.
+    /// A non-ASCII recipient is [`Error::NotSupported`] unless the last
+    /// [`Smtp::mail`] declared SMTPUTF8; nothing is sent then.
     pub fn rcpt(&mut self, recipient: &str, options: &[&str]) -> Result<Reply, Error> {
         let args = self.rcpt_args(recipient, options)?;
+        if command::needs_smtputf8(recipient) && !self.smtputf8_declared {
+            return Err(Error::NotSupported(format!(
+                "the recipient <{}> is not ASCII and MAIL did not declare SMTPUTF8",
+                command::addr_only(recipient)
+            )));
+        }
         self.docmd("RCPT", &args)
     }
 
-    fn rcpt_args(&self, recipient: &str, options: &[&str]) -> Result<String, Error> {
+    pub(super) fn rcpt_args(&self, recipient: &str, options: &[&str]) -> Result<String, Error> {
         self.with_params(format!("TO:{}", quoteaddr(recipient)?), options)
     }
 
@@ -607,80 +818,8 @@ impl Smtp {
         if r.code() != 354 {
             return Err(Error::Data(r));
         }
-        self.stream_body(msg, false, false)?;
-        self.getreply()
-    }
-
-    /// Streams the message body in [`WRITE_CHUNK`]s, each leaving in one
-    /// write; the end-of-data mark (and QUIT, when asked) rides in the
-    /// last write.
-    fn stream_body(&mut self, msg: &mut dyn Read, bdat: bool, quit: bool) -> Result<(), Error> {
-        let r = self.stream_body_inner(msg, bdat, quit);
-        self.fail_on_broken(r)
-    }
-
-    fn stream_body_inner(
-        &mut self,
-        msg: &mut dyn Read,
-        bdat: bool,
-        quit: bool,
-    ) -> Result<(), Error> {
-        let mut enc = if bdat {
-            Encoder::for_bdat()
-        } else {
-            Encoder::for_data()
-        };
-        let mut chunk = vec![0u8; WRITE_CHUNK];
-        let mut total: u64 = 0;
-        let mut bdat_buf = Vec::with_capacity(if bdat {
-            BDAT_CHUNK + 2 * WRITE_CHUNK
-        } else {
-            0
-        });
-        loop {
-            let n = match msg.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // The server is mid-data: without the end mark it will
-                    // not take a partial message; the connection must go.
-                    return Err(Error::io("cannot read the message", e))
-                        .inspect_err(|_| self.close());
-                }
-            };
-            let conn = self.conn()?;
-            if bdat {
-                enc.encode(&chunk[..n], &mut bdat_buf);
-                if bdat_buf.len() >= BDAT_CHUNK {
-                    conn.queue(format!("BDAT {}\r\n", bdat_buf.len()).as_bytes());
-                    conn.queue(&bdat_buf);
-                    bdat_buf.clear();
-                    self.bdat_chunks += 1;
-                }
-            } else {
-                enc.encode(&chunk[..n], conn.write_buffer());
-            }
-            total += n as u64;
-            if self.conn()?.pending() >= WRITE_CHUNK {
-                self.conn()?.flush()?;
-            }
-        }
-        let conn = self.conn()?;
-        if bdat {
-            enc.finish_lines(&mut bdat_buf);
-            conn.queue(format!("BDAT {} LAST\r\n", bdat_buf.len()).as_bytes());
-            conn.queue(&bdat_buf);
-            self.bdat_chunks += 1;
-        } else {
-            enc.finish_data(conn.write_buffer());
-        }
-        self.debug.log("C:", &format!("<message: {total} bytes>"));
-        if quit {
-            self.queue_cmd("QUIT", "")?;
-            self.quit_sent = true;
-        }
-        self.conn()?.flush()
+        self.stream_body(msg, Framing::Data, false)?;
+        self.final_reply()
     }
 }
 
@@ -695,375 +834,11 @@ fn check_param(p: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a transaction needs to know about the message beforehand, and
-/// how to end the session.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SendOptions {
-    /// Size and 8-bit content; `None` sends no SIZE= and no BODY=.
-    pub info: Option<BodyInfo>,
-    /// Send QUIT right behind the end of data (one round trip fewer) when
-    /// the server pipelines; the session is closed afterwards.
-    pub quit_after: bool,
-}
-
 impl Smtp {
-    /// Sends one message to the envelope (smtplib's `sendmail`, streaming
-    /// and typed): EHLO/HELO if needed; SIZE=, BODY=8BITMIME, SMTPUTF8 and
-    /// DSN parameters where offered; MAIL, RCPT and DATA in one write when
-    /// the server offers PIPELINING. Returns the refused recipients with
-    /// their replies (empty: all accepted).
-    ///
-    /// Errors, each after an RSET so the session can send the next message
-    /// (or after closing, on a 421): [`Error::SenderRefused`],
-    /// [`Error::RecipientsRefused`] when no recipient was accepted,
-    /// [`Error::Data`] when the message was refused. A message larger than
-    /// the advertised SIZE is refused before anything is sent
-    /// ([`Error::MessageTooLarge`]); a non-ASCII address to a server
-    /// without SMTPUTF8 is [`Error::NotSupported`].
-    ///
-    /// LMTP: one reply per accepted recipient after the data; recipients
-    /// refused there are returned as refused like those refused at RCPT.
-    pub fn send(
-        &mut self,
-        env: &Envelope,
-        msg: &mut dyn Read,
-        opts: SendOptions,
-    ) -> Result<Refused, Error> {
-        self.ehlo_or_helo_if_needed()?;
-        if env.to.is_empty() {
-            return Err(Error::InvalidInput("no recipients given".into()));
-        }
-        let international =
-            command::needs_smtputf8(&env.from) || env.to.iter().any(|t| command::needs_smtputf8(t));
-        if international && self.does_esmtp && !self.has_extn("smtputf8") {
-            // Domains can travel as A-labels; refusals are reported under
-            // the addresses the caller gave.
-            let ascii = ascii_envelope(env)?;
-            let refused = self.send_envelope(&ascii, msg, opts)?;
-            return Ok(refused
-                .into_iter()
-                .map(|(a, r)| {
-                    let i = ascii.to.iter().position(|t| *t == a);
-                    (i.map_or(a, |i| env.to[i].clone()), r)
-                })
-                .collect());
-        }
-        self.send_envelope(env, msg, opts)
-    }
-
-    fn send_envelope(
-        &mut self,
-        env: &Envelope,
-        msg: &mut dyn Read,
-        opts: SendOptions,
-    ) -> Result<Refused, Error> {
-        let (mail_opts, rcpt_opts) = self.transaction_params(env, opts.info)?;
-        let mail_opts: Vec<&str> = mail_opts.iter().map(String::as_str).collect();
-        let mail_args = self.mail_args(&env.from, &mail_opts)?;
-        let mut rcpt_args = Vec::with_capacity(env.to.len());
-        for (to, extra) in env.to.iter().zip(&rcpt_opts) {
-            let o: Vec<&str> = extra.iter().map(String::as_str).collect();
-            rcpt_args.push(self.rcpt_args(to, &o)?);
-        }
-        let pipelining = self.has_extn("pipelining");
-        let bdat = self.opts.chunking && pipelining && self.has_extn("chunking");
-        self.bdat_chunks = 0;
-        self.accepted_reply = None;
-
-        let (refused, accepted) = if pipelining {
-            self.envelope_pipelined(env, &mail_args, &rcpt_args, bdat)?
-        } else {
-            self.envelope_stepwise(env, &mail_args, &rcpt_args)?
-        };
-
-        let quit = opts.quit_after && pipelining;
-        self.stream_body(msg, bdat, quit)?;
-        let result = self
-            .data_replies(bdat, refused, &accepted)
-            .map_err(|e| match e {
-                // RFC 1047: the whole message went out and the reply was
-                // lost. The server may have taken it; the caller must know.
-                Error::ServerDisconnected(m) => Error::ServerDisconnected(format!(
-                    "{m} after the end of the message, before the server's reply: it may have been delivered"
-                )),
-                e => e,
-            });
-        if quit {
-            // The QUIT reply is a courtesy; the outcome is already known.
-            if self.conn.is_some() {
-                let _ = self.getreply();
-            }
-            self.close();
-        }
-        result
-    }
-
-    /// The MAIL parameters and each recipient's RCPT parameters.
-    fn transaction_params(
-        &self,
-        env: &Envelope,
-        info: Option<BodyInfo>,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), Error> {
-        let mut mail = Vec::new();
-        let mut rcpt: Vec<Vec<String>> = vec![Vec::new(); env.to.len()];
-        if !self.does_esmtp {
-            return Ok((mail, rcpt));
-        }
-        if let (Some(limit), Some(info)) = (self.features.size_limit(), info) {
-            if limit > 0 && info.size > limit {
-                return Err(Error::MessageTooLarge {
-                    size: info.size,
-                    limit,
-                });
-            }
-            mail.push(format!("SIZE={}", info.size));
-        }
-        if info.is_some_and(|i| i.eight_bit) && self.has_extn("8bitmime") {
-            mail.push("BODY=8BITMIME".into());
-        }
-        let utf8 =
-            command::needs_smtputf8(&env.from) || env.to.iter().any(|t| command::needs_smtputf8(t));
-        if utf8 {
-            if !self.has_extn("smtputf8") {
-                return Err(Error::NotSupported(
-                    "the address is not ASCII and the server does not offer SMTPUTF8".into(),
-                ));
-            }
-            mail.push("SMTPUTF8".into());
-        }
-        if let Some(dsn) = env.dsn.as_ref().filter(|_| self.has_extn("dsn")) {
-            if let Some(ret) = &dsn.ret {
-                mail.push(format!("RET={}", ret.to_ascii_uppercase()));
-            }
-            if let Some(id) = &dsn.envid {
-                mail.push(format!("ENVID={}", xtext(id)));
-            }
-            for (i, to) in env.to.iter().enumerate() {
-                if !dsn.notify.is_empty() {
-                    rcpt[i].push(format!(
-                        "NOTIFY={}",
-                        dsn.notify.join(",").to_ascii_uppercase()
-                    ));
-                }
-                if dsn.orcpt {
-                    let addr = command::addr_only(to);
-                    if utf8 {
-                        rcpt[i].push(format!("ORCPT=utf-8;{}", utf8_addr_xtext(&addr)));
-                    } else {
-                        rcpt[i].push(format!("ORCPT=rfc822;{}", xtext(&addr)));
-                    }
-                }
-            }
-        }
-        mail.extend(env.mail_options.iter().cloned());
-        for r in &mut rcpt {
-            r.extend(env.rcpt_options.iter().cloned());
-        }
-        Ok((mail, rcpt))
-    }
-
-    /// MAIL, every RCPT and DATA (or nothing, for BDAT) in one write; the
-    /// replies are then matched in order, with the same outcomes as the
-    /// step-by-step path.
-    fn envelope_pipelined(
-        &mut self,
-        env: &Envelope,
-        mail_args: &str,
-        rcpt_args: &[String],
-        bdat: bool,
-    ) -> Result<(Refused, Vec<String>), Error> {
-        self.queue_cmd("MAIL", mail_args)?;
-        for a in rcpt_args {
-            self.queue_cmd("RCPT", a)?;
-        }
-        if !bdat {
-            self.queue_cmd("DATA", "")?;
-        }
-        self.flush()?;
-        let mail_reply = self.getreply()?;
-        let mut refused = Refused::new();
-        let mut accepted = Vec::new();
-        let mut closing = mail_reply.code() == 421;
-        for to in &env.to {
-            if closing {
-                break;
-            }
-            let r = self.getreply()?;
-            if r.code() == 421 {
-                closing = true;
-            }
-            if r.code() == 250 || r.code() == 251 {
-                accepted.push(to.clone());
-            } else {
-                refused.push((to.clone(), r));
-            }
-        }
-        let data_reply = if bdat || closing {
-            None
-        } else {
-            Some(self.getreply()?)
-        };
-        let data_ok = data_reply.as_ref().is_some_and(|r| r.code() == 354);
-        let go = mail_reply.code() == 250 && !accepted.is_empty() && (bdat || data_ok);
-        if go {
-            return Ok((refused, accepted));
-        }
-        // Something failed. A server that said 354 anyway waits for data:
-        // end it empty so the conversation stays in step (RFC 2920 §3.1).
-        if data_ok {
-            self.conn()?.queue(b".\r\n");
-            self.flush()?;
-            let _ = self.getreply()?;
-        }
-        if closing {
-            self.close();
-        } else {
-            self.rset_quietly();
-        }
-        if mail_reply.code() != 250 {
-            return Err(Error::SenderRefused {
-                reply: mail_reply,
-                sender: env.from.clone(),
-            });
-        }
-        if accepted.is_empty() {
-            return Err(Error::RecipientsRefused(refused));
-        }
-        Err(Error::Data(data_reply.unwrap_or_else(|| {
-            Reply::new(421, vec!["connection closed by server".into()])
-        })))
-    }
-
-    /// The same without PIPELINING: each command waits for its reply, and
-    /// nothing is sent after a refusal that ends the transaction.
-    fn envelope_stepwise(
-        &mut self,
-        env: &Envelope,
-        mail_args: &str,
-        rcpt_args: &[String],
-    ) -> Result<(Refused, Vec<String>), Error> {
-        let r = self.docmd("MAIL", mail_args)?;
-        if r.code() != 250 {
-            if r.code() == 421 {
-                self.close();
-            } else {
-                self.rset_quietly();
-            }
-            return Err(Error::SenderRefused {
-                reply: r,
-                sender: env.from.clone(),
-            });
-        }
-        let mut refused = Refused::new();
-        let mut accepted = Vec::new();
-        for (to, args) in env.to.iter().zip(rcpt_args) {
-            let r = self.docmd("RCPT", args)?;
-            if r.code() == 250 || r.code() == 251 {
-                accepted.push(to.clone());
-                continue;
-            }
-            let code = r.code();
-            refused.push((to.clone(), r));
-            if code == 421 {
-                self.close();
-                return Err(Error::RecipientsRefused(refused));
-            }
-        }
-        if accepted.is_empty() {
-            self.rset_quietly();
-            return Err(Error::RecipientsRefused(refused));
-        }
-        let r = self.docmd("DATA", "")?;
-        if r.code() != 354 {
-            if r.code() == 421 {
-                self.close();
-            } else {
-                self.rset_quietly();
-            }
-            return Err(Error::Data(r));
-        }
-        Ok((refused, accepted))
-    }
-
-    /// Reads what follows the message: the BDAT chunk replies, then the
-    /// final reply (LMTP: one per accepted recipient).
-    fn data_replies(
-        &mut self,
-        bdat: bool,
-        mut refused: Refused,
-        accepted: &[String],
-    ) -> Result<Refused, Error> {
-        if bdat {
-            // Every chunk but the last gets its own reply; a failure there
-            // means the whole message failed.
-            for _ in 1..self.bdat_chunks {
-                let r = self.getreply()?;
-                if r.code() != 250 {
-                    return self.data_failed(r);
-                }
-            }
-        }
-        if self.opts.protocol == Protocol::Lmtp {
-            let mut delivered = 0;
-            for to in accepted {
-                let r = self.getreply()?;
-                if r.is_positive() {
-                    delivered += 1;
-                } else {
-                    refused.push((to.clone(), r));
-                }
-            }
-            if delivered == 0 {
-                self.rset_quietly();
-                return Err(Error::RecipientsRefused(refused));
-            }
-            return Ok(refused);
-        }
-        let r = self.getreply()?;
-        if r.code() != 250 {
-            return self.data_failed(r);
-        }
-        self.accepted_reply = Some(r);
-        Ok(refused)
-    }
-
     /// The reply with which the server accepted the last message sent by
     /// [`Smtp::send`] (SMTP only; LMTP has one per recipient).
     pub fn accepted_reply(&self) -> Option<&Reply> {
         self.accepted_reply.as_ref()
-    }
-
-    fn data_failed(&mut self, r: Reply) -> Result<Refused, Error> {
-        if r.code() == 421 {
-            self.close();
-        } else {
-            self.rset_quietly();
-        }
-        Err(Error::Data(r))
-    }
-
-    /// smtplib's `sendmail` over an in-memory message: the recipients
-    /// refused, or an error as [`Smtp::send`] describes.
-    pub fn sendmail(
-        &mut self,
-        from_addr: &str,
-        to_addrs: &[&str],
-        msg: &[u8],
-        mail_options: &[&str],
-        rcpt_options: &[&str],
-    ) -> Result<Refused, Error> {
-        let env = Envelope {
-            from: from_addr.to_owned(),
-            to: to_addrs.iter().map(|s| (*s).to_owned()).collect(),
-            mail_options: mail_options.iter().map(|s| (*s).to_owned()).collect(),
-            rcpt_options: rcpt_options.iter().map(|s| (*s).to_owned()).collect(),
-            dsn: None,
-        };
-        let opts = SendOptions {
-            info: Some(BodyScanner::scan(msg)),
-            quit_after: false,
-        };
-        self.send(&env, &mut &msg[..], opts)
     }
 
     /// STARTTLS (RFC 3207): only when advertised
@@ -1092,58 +867,6 @@ impl Smtp {
         self.forget_esmtp();
         Ok(r)
     }
-}
-
-/// The envelope with every non-ASCII domain as A-labels, for a server
-/// without SMTPUTF8; a non-ASCII local part cannot be carried at all.
-fn ascii_envelope(env: &Envelope) -> Result<Envelope, Error> {
-    let convert = |a: &str| -> Result<String, Error> {
-        if !command::needs_smtputf8(a) {
-            return Ok(a.to_owned());
-        }
-        let bare = command::addr_only(a);
-        super::idna::address_to_ascii(&bare).ok_or_else(|| {
-            Error::NotSupported(format!(
-                "the address <{bare}> has a non-ASCII local part and the server does not offer SMTPUTF8"
-            ))
-        })
-    };
-    Ok(Envelope {
-        from: convert(&env.from)?,
-        to: env
-            .to
-            .iter()
-            .map(|t| convert(t))
-            .collect::<Result<_, _>>()?,
-        ..env.clone()
-    })
-}
-
-/// xtext (RFC 3461 §4): `+`, `=`, controls, space and non-ASCII as `+HH`.
-fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
-/// utf-8-addr-xtext (RFC 6533 §3): non-ASCII stays, `+`, `=`, `\` and
-/// controls as `\x{HH}`.
-fn utf8_addr_xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii() && (!c.is_ascii_graphic() || matches!(c, '+' | '=' | '\\')) {
-            out.push_str(&format!("\\x{{{:X}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl Smtp {
@@ -1246,23 +969,15 @@ impl Smtp {
             info: Some(scanner.finish()),
             quit_after: false,
         };
-        self.send(&env, &mut std::io::Read::chain(&head[..], rest), opts)
+        let mut whole = head;
+        whole.extend_from_slice(rest);
+        self.send(&env, &mut std::io::Cursor::new(whole), opts)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn xtext_rfc3461() {
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-        assert_eq!(xtext("plain@example.org"), "plain@example.org");
-        assert_eq!(
-            utf8_addr_xtext("j\u{f6}+x@example.org"),
-            "j\u{f6}\\x{2B}x@example.org"
-        );
-    }
 
     #[test]
     fn param_check() {

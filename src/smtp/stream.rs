@@ -1,20 +1,44 @@
 //! The connection: TCP, TLS or a Unix socket, with one read buffer and one
-//! write buffer, deadlines on every wait, and the STARTTLS upgrade.
+//! write buffer, one deadline per operation, and the STARTTLS upgrade.
 //!
 //! Writes are queued and leave in one `write` per flush, so a pipelined
 //! group of commands is one TCP segment train (with TCP_NODELAY, no 40 ms
 //! delayed-ACK stall on a lone final line). Reads are line-bounded: a line
-//! may be at most [`MAX_LINE_LEN`] bytes, and
-//! each reply has a deadline, so a server that drips one byte a second
-//! fails at the deadline instead of holding us forever.
+//! may be at most [`MAX_LINE_LEN`] bytes.
+//!
+//! **Deadlines.** Every operation has one deadline, fixed when it starts:
+//! a reply read, a flush of any size, name resolution, connecting to a host
+//! (one budget across all its addresses), a TLS handshake. The socket sits
+//! in a `Timed` wrapper that gives each system call only the time left,
+//! so partial progress (a server that reads a little now and then, or drips
+//! one byte a second) never restarts the clock.
+//!
+//! **TLS** is OpenSSL through the `openssl` crate, which native-tls already
+//! linked on Linux. native-tls is not used for the client because its
+//! connector reads and parses the whole system CA bundle
+//! (`/etc/ssl/certs/ca-certificates.crt`, ~140 certificates) twice each time
+//! one is built (`SslConnector::builder` loads the default paths, then
+//! native-tls loads the probed bundle again): 95% of the instructions of a
+//! STARTTLS send. Here the system store is OpenSSL's hashed directory
+//! (`SSL_CERT_DIR`, else `/etc/ssl/certs`), from which only the certificates
+//! a chain needs are read, at verification time (see `system_trust`); the context is built once per process per set of
+//! options and reused (a queue run reconnects without building it again).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use native_tls::{Certificate, Identity, Protocol, TlsConnector, TlsStream};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{
+    ErrorCode, HandshakeError, Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode,
+    SslOptions, SslRef, SslStream, SslVerifyMode, SslVersion,
+};
+use openssl::x509::store::X509Lookup;
+use openssl::x509::verify::X509CheckFlags;
+use openssl::x509::{X509, X509VerifyResult};
 use sha2::{Digest, Sha256};
 
 use super::Error;
@@ -26,6 +50,88 @@ const READ_BUF: usize = MAX_LINE_LEN + 8192;
 
 /// A write buffer is flushed once it holds this much (message data).
 pub const WRITE_CHUNK: usize = 64 * 1024;
+
+/// How far a system call may outlive its operation's deadline: the socket
+/// timeout is set again only when the time left has shrunk by more than
+/// this, so a stream of small writes costs no `setsockopt` each.
+const DEADLINE_SLACK: Duration = Duration::from_millis(50);
+
+/// The system's hashed CA directories, in the order they are tried when
+/// `SSL_CERT_DIR` is not set (Debian and derivatives, Alpine, Arch; Fedora
+/// and RHEL).
+const SYSTEM_CA_DIRS: &[&str] = &[
+    "/etc/ssl/certs",
+    "/etc/pki/ca-trust/extracted/pem/directory-hash",
+];
+
+/// Most TLS contexts kept for reuse in one process (one per distinct set of
+/// TLS options; a process uses one or two).
+const MAX_CACHED_CONTEXTS: usize = 8;
+
+/// A client certificate with its private key (for EXTERNAL and relays that
+/// require one).
+#[derive(Clone)]
+pub struct Identity {
+    cert: X509,
+    key: PKey<Private>,
+    chain: Vec<X509>,
+}
+
+/// Why a client certificate could not be used.
+#[derive(Debug, Clone)]
+pub struct IdentityError(String);
+
+impl std::fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+impl Identity {
+    /// A PEM certificate (optionally followed by its chain) and a PEM
+    /// PKCS#8 private key (`BEGIN PRIVATE KEY`).
+    pub fn from_pkcs8(pem: &[u8], key: &[u8]) -> Result<Identity, IdentityError> {
+        let bad = |e: openssl::error::ErrorStack| IdentityError(e.to_string());
+        if !key.windows(21).any(|w| w == b"BEGIN PRIVATE KEY----") {
+            return Err(IdentityError("the key is not PEM PKCS#8".into()));
+        }
+        let mut certs = X509::stack_from_pem(pem).map_err(bad)?.into_iter();
+        let cert = certs
+            .next()
+            .ok_or_else(|| IdentityError("no certificate in the PEM file".into()))?;
+        let key = PKey::private_key_from_pem(key).map_err(bad)?;
+        Ok(Identity {
+            cert,
+            key,
+            chain: certs.collect(),
+        })
+    }
+
+    /// A PKCS#12 archive (DER) and its password.
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Identity, IdentityError> {
+        let bad = |e: openssl::error::ErrorStack| IdentityError(e.to_string());
+        let p = openssl::pkcs12::Pkcs12::from_der(der)
+            .map_err(bad)?
+            .parse2(password)
+            .map_err(bad)?;
+        let (Some(cert), Some(key)) = (p.cert, p.pkey) else {
+            return Err(IdentityError(
+                "the PKCS#12 archive holds no certificate with a key".into(),
+            ));
+        };
+        Ok(Identity {
+            cert,
+            key,
+            chain: p.ca.map(|s| s.into_iter().collect()).unwrap_or_default(),
+        })
+    }
+
+    fn digest(&self) -> String {
+        self.cert.to_der().map(hex_sha256).unwrap_or_default()
+    }
+}
 
 /// How the TLS side of a connection is set up.
 #[derive(Clone, Default)]
@@ -70,60 +176,137 @@ impl TlsOptions {
         }
     }
 
-    fn connector(&self) -> Result<TlsConnector, Error> {
-        let mut b = TlsConnector::builder();
-        b.min_protocol_version(Some(Protocol::Tlsv12));
-        if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| Error::Tls(format!("cannot read CA file {}: {e}", path.display())))?;
-            for cert in split_pem(&pem) {
-                let c = Certificate::from_pem(cert).map_err(|e| {
-                    Error::Tls(format!(
-                        "bad certificate in CA file {}: {e}",
+    /// The OpenSSL context for these options: built on first use, then
+    /// shared by every later connection of the process.
+    fn context(&self) -> Result<SslContext, Error> {
+        static CACHE: Mutex<Vec<(String, SslContext)>> = Mutex::new(Vec::new());
+        let key = format!(
+            "{}|{:?}|{}",
+            self.verify,
+            self.ca_file,
+            self.identity
+                .as_ref()
+                .map(Identity::digest)
+                .unwrap_or_default()
+        );
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, ctx)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(ctx.clone());
+        }
+        let ctx = self.build_context()?;
+        if cache.len() >= MAX_CACHED_CONTEXTS {
+            cache.remove(0);
+        }
+        cache.push((key, ctx.clone()));
+        Ok(ctx)
+    }
+
+    fn build_context(&self) -> Result<SslContext, Error> {
+        #[cfg(test)]
+        CONTEXTS_BUILT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let setup = |e: openssl::error::ErrorStack| Error::Tls(format!("cannot set up TLS: {e}"));
+        let mut b = SslContextBuilder::new(SslMethod::tls_client()).map_err(setup)?;
+        // What openssl's SslConnector sets, minus its eager trust load.
+        let mut o = SslOptions::ALL
+            | SslOptions::NO_COMPRESSION
+            | SslOptions::NO_SSLV2
+            | SslOptions::NO_SSLV3;
+        o &= !SslOptions::DONT_INSERT_EMPTY_FRAGMENTS;
+        b.set_options(o);
+        b.set_mode(
+            SslMode::AUTO_RETRY
+                | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+                | SslMode::ENABLE_PARTIAL_WRITE
+                | SslMode::RELEASE_BUFFERS,
+        );
+        b.set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(setup)?;
+        if self.verify {
+            b.set_verify(SslVerifyMode::PEER);
+            system_trust(&mut b).map_err(setup)?;
+            if let Some(path) = &self.ca_file {
+                b.load_verify_locations(Some(path), None).map_err(|e| {
+                    Error::TlsCertificate(format!(
+                        "cannot load the CA file {}: {e}",
                         path.display()
                     ))
                 })?;
-                b.add_root_certificate(c);
             }
-        }
-        if !self.verify {
-            b.danger_accept_invalid_certs(true);
-            b.danger_accept_invalid_hostnames(true);
+        } else {
+            b.set_verify(SslVerifyMode::NONE);
         }
         if let Some(id) = &self.identity {
-            b.identity(id.clone());
+            b.set_certificate(&id.cert).map_err(setup)?;
+            b.set_private_key(&id.key).map_err(setup)?;
+            for c in &id.chain {
+                b.add_extra_chain_cert(c.clone()).map_err(setup)?;
+            }
+            b.check_private_key().map_err(setup)?;
         }
-        b.build()
-            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))
+        Ok(b.build())
     }
 }
 
-/// Splits a PEM bundle into its certificate blocks (native-tls takes one
-/// certificate per call).
-fn split_pem(pem: &[u8]) -> Vec<&[u8]> {
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = find(rest, b"-----BEGIN CERTIFICATE-----") {
-        let Some(end) = find(&rest[start..], END) else {
-            break;
-        };
-        let stop = start + end + END.len();
-        out.push(&rest[start..stop]);
-        rest = &rest[stop..];
+/// How many contexts this (test) process built.
+#[cfg(test)]
+static CONTEXTS_BUILT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The system trust store, looked up lazily whenever possible:
+/// `SSL_CERT_DIR` when set (a hashed directory: only the certificates a
+/// chain needs are read), else `SSL_CERT_FILE` when set (a bundle, parsed
+/// whole: the user asked for it), else the first hashed system directory
+/// that exists, else OpenSSL's defaults (which parse the bundle). When both
+/// variables are set (containers often point them at the same store) the
+/// directory wins: reading it costs one small file per issuer instead of
+/// ~140 certificates.
+fn system_trust(b: &mut SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
+    if let Some(dir) = std::env::var_os("SSL_CERT_DIR") {
+        let dir = dir.to_string_lossy();
+        return b
+            .cert_store_mut()
+            .add_lookup(X509Lookup::hash_dir())?
+            .add_dir(&dir, SslFiletype::PEM);
     }
-    if out.is_empty() {
-        out.push(pem);
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        return b.load_verify_locations(Some(Path::new(&file)), None);
     }
-    out
+    static HASHED: OnceLock<Option<&'static str>> = OnceLock::new();
+    let hashed = HASHED.get_or_init(|| {
+        SYSTEM_CA_DIRS
+            .iter()
+            .copied()
+            .find(|d| is_hashed_dir(Path::new(d)))
+    });
+    match hashed {
+        Some(d) => b
+            .cert_store_mut()
+            .add_lookup(X509Lookup::hash_dir())?
+            .add_dir(d, SslFiletype::PEM),
+        None => b.set_default_verify_paths(),
+    }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Whether `dir` holds OpenSSL subject-hash links (`1234abcd.0`).
+fn is_hashed_dir(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let n = e.file_name();
+        let n = n.as_encoded_bytes();
+        n.len() >= 10
+            && n[8] == b'.'
+            && n[..8].iter().all(u8::is_ascii_hexdigit)
+            && n[9..].iter().all(u8::is_ascii_digit)
+    })
 }
 
 pub(crate) fn hex(bytes: impl AsRef<[u8]>) -> String {
     bytes.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_sha256(der: Vec<u8>) -> String {
+    hex(Sha256::digest(der))
 }
 
 /// What a TLS session negotiated, for `--serverinfo` and the log.
@@ -133,31 +316,118 @@ pub struct TlsInfo {
     pub fingerprint_sha256: Option<String>,
     /// The server certificate's DER, for callers that want to decode it.
     pub certificate_der: Option<Vec<u8>>,
+    /// The protocol version, e.g. `TLSv1.3`.
+    pub protocol: String,
+    /// The cipher suite, e.g. `TLS_AES_256_GCM_SHA384`.
+    pub cipher: Option<String>,
+}
+
+/// A socket whose waits can be bounded.
+trait Socket: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+}
+
+impl Socket for UnixStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, t)
+    }
+}
+
+/// A socket under the current operation's deadline: each read or write
+/// gets only the time left (a timeout is `TimedOut`), however many system
+/// calls the operation takes.
+struct Timed<S> {
+    inner: S,
+    deadline: Instant,
+    read_set: Option<Duration>,
+    write_set: Option<Duration>,
+}
+
+impl<S: Socket> Timed<S> {
+    fn new(inner: S) -> Self {
+        Timed {
+            inner,
+            deadline: Instant::now(),
+            read_set: None,
+            write_set: None,
+        }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "deadline passed"))
+    }
+
+    /// Whether a socket timeout of `last` would let a call run past the
+    /// deadline by more than the slack (or end it too early).
+    fn stale(last: Option<Duration>, left: Duration) -> bool {
+        last.is_none_or(|l| left > l || l - left > DEADLINE_SLACK)
+    }
+}
+
+fn timed_out(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, e)
+    } else {
+        e
+    }
+}
+
+impl<S: Socket> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        if Self::stale(self.read_set, left) {
+            self.inner.set_read_timeout(Some(left))?;
+            self.read_set = Some(left);
+        }
+        self.inner.read(buf).map_err(timed_out)
+    }
+}
+
+impl<S: Socket> Write for Timed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        if Self::stale(self.write_set, left) {
+            self.inner.set_write_timeout(Some(left))?;
+            self.write_set = Some(left);
+        }
+        self.inner.write(buf).map_err(timed_out)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 enum Stream {
-    Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Unix(UnixStream),
+    Tcp(Timed<TcpStream>),
+    Tls(Box<SslStream<Timed<TcpStream>>>),
+    Unix(Timed<UnixStream>),
     /// Only during the STARTTLS upgrade, when the TCP stream is moved.
     Upgrading,
 }
 
 impl Stream {
-    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+    fn set_deadline(&mut self, d: Instant) {
         match self {
-            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
-            Stream::Tls(s) => s.get_ref().set_read_timeout(Some(t)),
-            Stream::Unix(s) => s.set_read_timeout(Some(t)),
-            Stream::Upgrading => Ok(()),
-        }
-    }
-    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
-            Stream::Tls(s) => s.get_ref().set_write_timeout(Some(t)),
-            Stream::Unix(s) => s.set_write_timeout(Some(t)),
-            Stream::Upgrading => Ok(()),
+            Stream::Tcp(s) => s.deadline = d,
+            Stream::Tls(s) => s.get_mut().deadline = d,
+            Stream::Unix(s) => s.deadline = d,
+            Stream::Upgrading => {}
         }
     }
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -182,7 +452,12 @@ impl Stream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A host name or IP literal and a port.
-    Inet { host: String, port: u16 },
+    Inet {
+        /// The name or address literal.
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
     /// A Unix domain socket (LMTP).
     Unix(PathBuf),
 }
@@ -195,8 +470,11 @@ pub struct Connection {
     rend: usize,
     wbuf: Vec<u8>,
     timeout: Duration,
+    /// The budget of the operation in progress (for its timeout error).
+    op_timeout: Duration,
     peer_name: String,
     local_addr: Option<SocketAddr>,
+    local_peer: bool,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -207,26 +485,36 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 impl Connection {
-    /// Opens a TCP connection (trying each resolved address in turn within
-    /// `connect_timeout`) or a Unix socket, with TCP_NODELAY set.
+    /// Opens a TCP connection or a Unix socket, with TCP_NODELAY set.
+    /// Resolving the name and connecting share one budget,
+    /// `connect_timeout`, across every address of the host (each address
+    /// gets the time left, not a fresh budget). `timeout` bounds each later
+    /// step.
     pub fn open(
         target: &Target,
         source: Option<SocketAddr>,
         connect_timeout: Duration,
         timeout: Duration,
     ) -> Result<Connection, Error> {
-        let (stream, peer_name, local_addr) = match target {
+        let deadline = Instant::now() + connect_timeout;
+        let (stream, peer_name, local_addr, local_peer) = match target {
             Target::Unix(path) => {
                 let s = UnixStream::connect(path)
                     .map_err(|e| Error::io(format!("cannot connect to {}", path.display()), e))?;
-                (Stream::Unix(s), "localhost".to_owned(), None)
+                (
+                    Stream::Unix(Timed::new(s)),
+                    "localhost".to_owned(),
+                    None,
+                    true,
+                )
             }
             Target::Inet { host, port } => {
-                let s = connect_tcp(host, *port, source, connect_timeout)?;
+                let s = connect_tcp(host, *port, source, deadline, connect_timeout)?;
                 s.set_nodelay(true)
                     .map_err(|e| Error::io("cannot set TCP_NODELAY", e))?;
                 let local = s.local_addr().ok();
-                (Stream::Tcp(s), host.clone(), local)
+                let loopback = s.peer_addr().is_ok_and(|a| a.ip().is_loopback());
+                (Stream::Tcp(Timed::new(s)), host.clone(), local, loopback)
             }
         };
         Ok(Connection {
@@ -236,8 +524,10 @@ impl Connection {
             rend: 0,
             wbuf: Vec::with_capacity(WRITE_CHUNK + 8192),
             timeout,
+            op_timeout: timeout,
             peer_name,
             local_addr,
+            local_peer,
         })
     }
 
@@ -254,18 +544,10 @@ impl Connection {
     /// Whether the peer is this machine (a Unix socket or a loopback
     /// address): credentials may cross such a link without TLS.
     pub fn is_local(&self) -> bool {
-        match &self.stream {
-            Stream::Unix(_) => true,
-            Stream::Tcp(s) => s.peer_addr().map(|a| a.ip().is_loopback()).unwrap_or(false),
-            Stream::Tls(s) => s
-                .get_ref()
-                .peer_addr()
-                .map(|a| a.ip().is_loopback())
-                .unwrap_or(false),
-            Stream::Upgrading => false,
-        }
+        self.local_peer
     }
 
+    /// Sets the budget of each later step.
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
@@ -285,19 +567,19 @@ impl Connection {
         self.wbuf.len()
     }
 
-    /// Sends everything queued in one write.
+    /// Sends everything queued, within one step's timeout for the whole
+    /// flush however many partial writes it takes.
     pub fn flush(&mut self) -> Result<(), Error> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.stream
-            .set_write_timeout(self.timeout)
-            .map_err(|e| Error::io("cannot set write timeout", e))?;
+        let secs = self.timeout.as_secs();
+        self.stream.set_deadline(Instant::now() + self.timeout);
         let r = self.stream.write_all(&self.wbuf);
         self.wbuf.clear();
         r.map_err(|e| {
             if is_timeout(&e) {
-                Error::Timeout(self.timeout.as_secs())
+                Error::Timeout(secs)
             } else if matches!(
                 e.kind(),
                 io::ErrorKind::BrokenPipe
@@ -352,13 +634,7 @@ impl Connection {
                 self.rend -= self.rstart;
                 self.rstart = 0;
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Timeout(self.timeout.as_secs()));
-            }
-            self.stream
-                .set_read_timeout((deadline - now).max(Duration::from_millis(1)))
-                .map_err(|e| Error::io("cannot set read timeout", e))?;
+            self.stream.set_deadline(deadline);
             let end = self.rend;
             match self.stream.read(&mut self.rbuf[end..]) {
                 Ok(0) => {
@@ -368,7 +644,7 @@ impl Connection {
                 }
                 Ok(n) => self.rend += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_timeout(&e) => return Err(Error::Timeout(self.timeout.as_secs())),
+                Err(e) if is_timeout(&e) => return Err(Error::Timeout(self.op_timeout.as_secs())),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return Err(Error::ServerDisconnected(format!("connection reset: {e}")));
                 }
@@ -377,50 +653,77 @@ impl Connection {
         }
     }
 
-    /// The deadline for the next reply.
-    pub fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout
+    /// The deadline for the next reply: one step's timeout from now.
+    pub fn deadline(&mut self) -> Instant {
+        self.deadline_in(self.timeout)
+    }
+
+    /// The deadline for a reply with its own budget (the reply to the end
+    /// of the data).
+    pub fn deadline_in(&mut self, budget: Duration) -> Instant {
+        self.op_timeout = budget;
+        Instant::now() + budget
     }
 
     /// Performs the TLS handshake over the existing TCP stream (STARTTLS,
-    /// or implicit TLS right after connecting). Buffered plaintext is
-    /// discarded first.
+    /// or implicit TLS right after connecting), within one step's timeout.
+    /// Buffered plaintext is discarded first.
+    ///
+    /// Failures are typed: a certificate that does not verify or does not
+    /// match the pin is [`Error::TlsCertificate`]; a server that does not
+    /// speak TLS here, or not a version we accept, is
+    /// [`Error::TlsMismatch`]; a handshake cut short (I/O, a server alert)
+    /// is [`Error::Tls`], transient; running out of time is
+    /// [`Error::Timeout`].
     pub fn start_tls(&mut self, opts: &TlsOptions) -> Result<(), Error> {
         self.discard_input();
-        let connector = opts.connector()?;
+        let ctx = opts.context()?;
         let name = opts
             .server_name
             .clone()
             .unwrap_or_else(|| self.peer_name.clone());
-        let tcp = match std::mem::replace(&mut self.stream, Stream::Upgrading) {
+        let setup = |e: openssl::error::ErrorStack| Error::Tls(format!("cannot set up TLS: {e}"));
+        let mut ssl = Ssl::new(&ctx).map_err(setup)?;
+        let ip = name.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            ssl.set_hostname(&name).map_err(setup)?;
+        }
+        if opts.verify {
+            let p = ssl.param_mut();
+            p.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+            match ip {
+                Some(ip) => p.set_ip(ip).map_err(setup)?,
+                None => p.set_host(&name).map_err(setup)?,
+            }
+        }
+        let mut tcp = match std::mem::replace(&mut self.stream, Stream::Upgrading) {
             Stream::Tcp(s) => s,
             other => {
                 self.stream = other;
-                return Err(Error::Tls(
+                return Err(Error::TlsMismatch(
                     "TLS can only be started on a plain TCP connection".into(),
                 ));
             }
         };
-        // The handshake's waits are bounded like every other wait.
-        let _ = tcp.set_read_timeout(Some(self.timeout));
-        let _ = tcp.set_write_timeout(Some(self.timeout));
-        let tls = connector.connect(&name, tcp).map_err(|e| match e {
-            native_tls::HandshakeError::Failure(e) => {
-                Error::Tls(format!("handshake with {name} failed: {e}"))
-            }
-            native_tls::HandshakeError::WouldBlock(_) => Error::Timeout(self.timeout.as_secs()),
-        })?;
+        tcp.deadline = self.deadline();
+        let secs = self.timeout.as_secs();
+        let tls = ssl
+            .connect(tcp)
+            .map_err(|e| handshake_error(e, &name, secs))?;
         if let Some(pin) = opts.fingerprint {
             let der = tls
+                .ssl()
                 .peer_certificate()
-                .ok()
-                .flatten()
                 .and_then(|c| c.to_der().ok())
-                .ok_or_else(|| Error::Tls("server sent no certificate to check the pin".into()))?;
+                .ok_or_else(|| {
+                    Error::TlsCertificate(format!(
+                        "{name} sent no certificate to check the pin against"
+                    ))
+                })?;
             let got: [u8; 32] = Sha256::digest(&der).into();
             if got != pin {
-                return Err(Error::Tls(format!(
-                    "server certificate fingerprint sha256:{} does not match the pinned sha256:{}",
+                return Err(Error::TlsCertificate(format!(
+                    "the certificate of {name} has fingerprint sha256:{}, not the pinned sha256:{}",
                     hex(got),
                     hex(pin)
                 )));
@@ -435,32 +738,126 @@ impl Connection {
         let Stream::Tls(s) = &self.stream else {
             return None;
         };
-        let der = s
-            .peer_certificate()
-            .ok()
-            .flatten()
-            .and_then(|c| c.to_der().ok());
+        let ssl: &SslRef = s.ssl();
+        let der = ssl.peer_certificate().and_then(|c| c.to_der().ok());
         Some(TlsInfo {
-            fingerprint_sha256: der.as_ref().map(|d| hex(Sha256::digest(d))),
+            fingerprint_sha256: der.clone().map(hex_sha256),
             certificate_der: der,
+            protocol: ssl.version_str().to_owned(),
+            cipher: ssl.current_cipher().map(|c| c.name().to_owned()),
         })
     }
 
     /// Closes the connection; errors are of no interest at that point.
     pub fn shutdown(&mut self) {
+        self.stream
+            .set_deadline(Instant::now() + DEADLINE_SLACK * 20);
         match &mut self.stream {
             Stream::Tcp(s) => {
-                let _ = s.shutdown(Shutdown::Both);
+                let _ = s.inner.shutdown(Shutdown::Both);
             }
             Stream::Tls(s) => {
                 let _ = s.shutdown();
-                let _ = s.get_ref().shutdown(Shutdown::Both);
+                let _ = s.get_ref().inner.shutdown(Shutdown::Both);
             }
             Stream::Unix(s) => {
-                let _ = s.shutdown(Shutdown::Both);
+                let _ = s.inner.shutdown(Shutdown::Both);
             }
             Stream::Upgrading => {}
         }
+    }
+}
+
+/// Names why a handshake failed, in the class that decides what to do:
+/// fix trust (certificate), fix `--tls` (mismatch), or try again / the
+/// next host (I/O, alerts).
+fn handshake_error<S>(e: HandshakeError<S>, name: &str, secs: u64) -> Error {
+    let (ssl_error, verify) = match &e {
+        HandshakeError::SetupFailure(e) => return Error::Tls(format!("cannot set up TLS: {e}")),
+        HandshakeError::Failure(m) | HandshakeError::WouldBlock(m) => {
+            (m.error(), m.ssl().verify_result())
+        }
+    };
+    if ssl_error.io_error().is_some_and(is_timeout) {
+        return Error::Timeout(secs);
+    }
+    if verify != X509VerifyResult::OK {
+        return Error::TlsCertificate(format!(
+            "the certificate of {name} does not verify: {}",
+            verify.error_string()
+        ));
+    }
+    let reasons: Vec<&str> = ssl_error
+        .ssl_error()
+        .map(|s| s.errors().iter().filter_map(|e| e.reason()).collect())
+        .unwrap_or_default();
+    const MISMATCH: &[&str] = &[
+        "wrong version number",
+        "unknown protocol",
+        "packet length too long",
+        "http request",
+        "record layer failure",
+        "unsupported protocol",
+        "protocol version",
+        "no protocols available",
+    ];
+    if let Some(r) = reasons
+        .iter()
+        .find(|r| MISMATCH.iter().any(|m| r.contains(m)))
+    {
+        return Error::TlsMismatch(format!("{name} does not speak TLS 1.2 or later here ({r})"));
+    }
+    let what = match ssl_error.code() {
+        ErrorCode::SYSCALL | ErrorCode::ZERO_RETURN => match ssl_error.io_error() {
+            Some(io) => format!("connection lost during the handshake: {io}"),
+            None => "connection closed during the handshake".to_owned(),
+        },
+        _ if !reasons.is_empty() => reasons.join("; "),
+        _ => ssl_error.to_string(),
+    };
+    Error::Tls(format!("handshake with {name} failed: {what}"))
+}
+
+/// Resolves `host` within the budget: getaddrinfo has no timeout of its
+/// own, so it runs on a helper thread that is abandoned (and ends on its
+/// own) when the budget runs out.
+fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    budget: Duration,
+) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect),
+            );
+        });
+    let failed = |source: io::Error| Error::Resolve {
+        host: host.to_owned(),
+        source,
+    };
+    if spawned.is_err() {
+        return (host, port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+            .map_err(failed);
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(r) => r.map_err(failed),
+        Err(_) => Err(failed(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer within {} s", budget.as_secs()),
+        ))),
     }
 }
 
@@ -468,18 +865,10 @@ fn connect_tcp(
     host: &str,
     port: u16,
     source: Option<SocketAddr>,
-    timeout: Duration,
+    deadline: Instant,
+    budget: Duration,
 ) -> Result<TcpStream, Error> {
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Resolve {
-                host: host.to_owned(),
-                source: e,
-            })?
-            .collect(),
-    };
+    let addrs = resolve(host, port, deadline, budget)?;
     let mut last = None;
     for addr in addrs {
         if let Some(src) = source
@@ -487,7 +876,17 @@ fn connect_tcp(
         {
             continue;
         }
-        match connect_one(addr, source, timeout) {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            last = Some((
+                addr,
+                io::Error::new(io::ErrorKind::TimedOut, "no time left"),
+            ));
+            break;
+        };
+        match connect_one(addr, source, left) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some((addr, e)),
         }
@@ -495,8 +894,8 @@ fn connect_tcp(
     Err(match last {
         Some((addr, e)) if is_timeout(&e) => Error::io(
             format!(
-                "connecting to {addr} timed out after {} s",
-                timeout.as_secs()
+                "connecting to {host} ({addr}) timed out after {} s",
+                budget.as_secs()
             ),
             e,
         ),
@@ -615,11 +1014,110 @@ mod tests {
         }
     }
 
+    /// A socket that takes a few bytes per write and records the timeout
+    /// it was given before each call, taking `per_call` each time.
+    struct Slow {
+        per_call: Duration,
+        seen: std::cell::RefCell<Vec<Duration>>,
+        calls: std::cell::Cell<usize>,
+    }
+
+    impl Read for Slow {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(self.per_call);
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+    }
+
+    impl Write for Slow {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.calls.set(self.calls.get() + 1);
+            std::thread::sleep(self.per_call);
+            Ok(b.len().min(10))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for Slow {
+        fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+            self.seen.borrow_mut().extend(t);
+            Ok(())
+        }
+        fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+            self.seen.borrow_mut().extend(t);
+            Ok(())
+        }
+    }
+
+    /// Partial progress never restarts the clock: every system call of one
+    /// flush gets at most what is left of the one budget, and the flush
+    /// fails once it is spent, after a bounded number of calls.
     #[test]
-    fn pem_bundle_split() {
-        let one = b"-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
-        let two = [&one[..], &one[..]].concat();
-        assert_eq!(split_pem(&two).len(), 2);
-        assert_eq!(split_pem(b"garbage").len(), 1);
+    fn one_deadline_for_a_write_of_many_partial_writes() {
+        let budget = Duration::from_millis(200);
+        let mut t = Timed::new(Slow {
+            per_call: Duration::from_millis(20),
+            seen: Default::default(),
+            calls: Default::default(),
+        });
+        t.deadline = Instant::now() + budget;
+        let e = t.write_all(&[b'x'; 100_000]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        let seen = t.inner.seen.borrow().clone();
+        assert!(!seen.is_empty() && seen[0] <= budget);
+        assert!(seen.windows(2).all(|w| w[1] < w[0]), "{seen:?}");
+        // 200 ms of 20 ms calls: about 10, never the 10,000 a restarting
+        // clock would allow.
+        assert!(t.inner.calls.get() <= 11, "{}", t.inner.calls.get());
+    }
+
+    #[test]
+    fn a_read_past_its_deadline_is_a_timeout() {
+        let mut t = Timed::new(Slow {
+            per_call: Duration::ZERO,
+            seen: Default::default(),
+            calls: Default::default(),
+        });
+        t.deadline = Instant::now();
+        let e = t.read(&mut [0; 4]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        t.deadline = Instant::now() + Duration::from_secs(1);
+        let e = t.read(&mut [0; 4]).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            io::ErrorKind::TimedOut,
+            "WouldBlock becomes TimedOut"
+        );
+    }
+
+    /// One context per set of options per process: a queue run that
+    /// reconnects, or a second STARTTLS, does not load the trust store again.
+    #[test]
+    fn one_context_per_options() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let before = CONTEXTS_BUILT.load(SeqCst);
+        let a = TlsOptions::new();
+        let b = TlsOptions {
+            verify: false,
+            ..TlsOptions::new()
+        };
+        for _ in 0..3 {
+            a.context().unwrap();
+            b.context().unwrap();
+        }
+        assert_eq!(CONTEXTS_BUILT.load(SeqCst) - before, 2);
+    }
+
+    #[test]
+    fn hashed_dir_detection() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!is_hashed_dir(d.path()));
+        std::fs::write(d.path().join("ca-bundle.crt"), b"").unwrap();
+        assert!(!is_hashed_dir(d.path()));
+        std::fs::write(d.path().join("002c0b4f.0"), b"").unwrap();
+        assert!(is_hashed_dir(d.path()));
+        assert!(!is_hashed_dir(&d.path().join("missing")));
     }
 }

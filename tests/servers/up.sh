@@ -12,6 +12,8 @@
 #   SERVERS_MAX_SECONDS    lifetime of every process started here (default 1800)
 #   SERVERS_START_TIMEOUT  how long to wait for the 220 greetings (default 20)
 #   SERVERS_NO_OAUTH=1     skip the OAuth2 (XOAUTH2/OAUTHBEARER) port
+#   EXIM_ROOT              where .ci/install-deps unpacked Exim (default
+#                          /opt/smtpsend-exim); without it EXIM_PORT is empty
 #
 # On failure it prints the tails of the relevant logs, stops whatever it had
 # started, and exits non-zero.
@@ -107,8 +109,8 @@ trap on_exit EXIT
 # picks ports below the ephemeral range, free at the time of asking.
 exec 9>>/tmp/smtpsend-test-servers.lock
 flock -w 120 9 || die "could not get /tmp/smtpsend-test-servers.lock within 120 s"
-mapfile -t ports < <("$PY" "$HERE/netutil.py" free-ports 9)
-[ ${#ports[@]} -eq 9 ] || die "could not choose free ports"
+mapfile -t ports < <("$PY" "$HERE/netutil.py" free-ports 10)
+[ ${#ports[@]} -eq 10 ] || die "could not choose free ports"
 PLAIN_PORT=${ports[0]}
 NOPIPE_PORT=${ports[1]}
 SUBMISSION_PORT=${ports[2]}
@@ -119,6 +121,12 @@ AIOSMTPD_PORT=${ports[6]}
 AIOSMTPD_TLS_PORT=${ports[7]}
 # ports[8] is spare: a port that nothing listens on, for connection-refused tests.
 CLOSED_PORT=${ports[8]}
+EXIM_PORT=${ports[9]}
+EXIM_ROOT=${EXIM_ROOT:-/opt/smtpsend-exim}
+EXIM_BIN=$EXIM_ROOT/usr/sbin/exim4
+EXIM=""
+[ -x "$EXIM_BIN" ] && id Debian-exim >/dev/null 2>&1 && EXIM=1
+EXIMDIR=$STATE/exim
 OAUTH=1
 [ "${SERVERS_NO_OAUTH:-}" = 1 ] && OAUTH=""
 
@@ -441,6 +449,58 @@ postconf -c "$PFETC" -n >/dev/null 2>"$LOGDIR/postconf.log" ||
     die "postconf rejects the generated main.cf: $(cat "$LOGDIR/postconf.log")"
 
 # ---------------------------------------------------------------------------
+# Exim 4.96 (unpacked by .ci/install-deps, never installed): plain SMTP with
+# PIPELINING, CHUNKING, SMTPUTF8, 8BITMIME; accepts any recipient but
+# *@reject.test, and delivers every message to one Maildir. Runs as the
+# Debian-exim user it was built for; -C makes it drop root for good.
+if [ -n "$EXIM" ]; then
+    install -d -o Debian-exim -g Debian-exim -m 0755 "$EXIMDIR" "$EXIMDIR/spool" "$EXIMDIR/log" "$EXIMDIR/maildir"
+    cat >"$EXIMDIR/exim.conf" <<EOF
+exim_path = $EXIM_BIN
+primary_hostname = exim.test
+exim_user = Debian-exim
+exim_group = Debian-exim
+spool_directory = $EXIMDIR/spool
+log_file_path = $EXIMDIR/log/%slog
+pid_file_path = $EXIMDIR/exim.pid
+local_interfaces = 127.0.0.1
+chunking_advertise_hosts = *
+pipelining_advertise_hosts = *
+tls_advertise_hosts =
+host_lookup =
+rfc1413_hosts =
+message_size_limit = 50M
+recipients_max = 3
+queue_only = false
+keep_environment =
+acl_smtp_rcpt = acl_rcpt
+
+begin acl
+acl_rcpt:
+  deny    domains = reject.test
+          message = 5.1.1 no such user here
+  accept
+
+begin routers
+all:
+  driver = accept
+  transport = maildir
+
+begin transports
+maildir:
+  driver = appendfile
+  directory = $EXIMDIR/maildir
+  maildir_format = true
+  create_directory = true
+  envelope_to_add = true
+  return_path_add = true
+  user = Debian-exim
+  group = Debian-exim
+  mode = 0644
+EOF
+fi
+
+# ---------------------------------------------------------------------------
 # Start. Dovecot first: Postfix's smtpd connects to its auth socket.
 launch dovecot "$LOGDIR/dovecot.out.log" dovecot -F -c "$DC/dovecot.conf"
 # The master must lead its own process group: on SIGTERM it signals
@@ -451,6 +511,7 @@ launch aiosmtpd "$LOGDIR/aiosmtpd.log" "$PY" "$HERE/aiosmtpd_capture.py" \
     --port "$AIOSMTPD_PORT" --tls-port "$AIOSMTPD_TLS_PORT" \
     --cert "$TLS/server.pem" --key "$TLS/server.key" --out "$CAPTURE" \
     --user "$SASL_USER" --password "$SASL_PASSWORD"
+[ -n "$EXIM" ] && launch exim "$LOGDIR/exim.out.log" "$EXIM_BIN" -C "$EXIMDIR/exim.conf" -bdf -oX "$EXIM_PORT"
 
 specs=(
     plain=tcp:$PLAIN_PORT
@@ -463,6 +524,7 @@ specs=(
     aiosmtpd-tls=tls:$AIOSMTPD_TLS_PORT:$TLS/ca.pem
 )
 [ -n "$OAUTH" ] && specs+=(oauth=tcp:$OAUTH_PORT)
+[ -n "$EXIM" ] && specs+=(exim=tcp:$EXIM_PORT)
 "$PY" "$HERE/netutil.py" wait "$START_TIMEOUT" "${specs[@]}" ||
     die "not every server answered with 220 within $START_TIMEOUT s"
 # Every port is bound now: other up.sh runs may choose theirs.
@@ -493,6 +555,9 @@ OAUTH_TOKEN=""
     echo "AIOSMTPD_PORT=$AIOSMTPD_PORT"
     echo "AIOSMTPD_TLS_PORT=$AIOSMTPD_TLS_PORT"
     echo "CLOSED_PORT=$CLOSED_PORT"
+    echo "EXIM_PORT=${EXIM:+$EXIM_PORT}"
+    echo "EXIM_MAILDIR=${EXIM:+$EXIMDIR/maildir}"
+    echo "EXIM_LOG=${EXIM:+$EXIMDIR/log/mainlog}"
     echo "MAILDIR_ROOT=$MAILROOT"
     echo "LMTP_MAILDIR_ROOT=$LMTPROOT"
     echo "AIOSMTPD_DIR=$CAPTURE"
