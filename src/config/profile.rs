@@ -25,6 +25,24 @@ use super::schema::{Int, IntOrText, OneOrMany, RawSecret, TlsMode, Transport};
 /// sendmail's `Timeout.queuereturn`.
 pub const DEFAULT_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
 
+/// The longest duration a key or flag may give (`timeout`,
+/// `queue_lifetime`, `--timeout`), in seconds: ten years. Far beyond any
+/// real use, and small enough that a deadline computed from it (now plus
+/// the timeout) can never overflow the clock and panic.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// `secs` as a duration of at least one second and at most
+/// [`MAX_DURATION_SECS`].
+fn bounded_secs(secs: u64) -> Result<Duration, String> {
+    match secs {
+        0 => Err("must be at least 1 second".into()),
+        s if s > MAX_DURATION_SECS => Err(format!(
+            "must be at most {MAX_DURATION_SECS} seconds (ten years), not {s}"
+        )),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
 /// A SASL mechanism a profile can insist on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mechanism {
@@ -409,10 +427,7 @@ impl Profile {
             self.domain = Some(d.clone());
         }
         if let Some(t) = o.timeout {
-            if t == 0 {
-                return Err(bad("--timeout", "must be at least 1 second".into()));
-            }
-            self.timeout = Some(Duration::from_secs(t));
+            self.timeout = Some(bounded_secs(t).map_err(|m| bad("--timeout", m))?);
         }
         if let Some(r) = o.read_envelope_from {
             self.read_envelope_from = r;
@@ -613,10 +628,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(err()),
     };
     let secs = n.checked_mul(scale).ok_or_else(err)?;
-    if secs == 0 {
-        return Err("must be at least 1 second".into());
-    }
-    Ok(Duration::from_secs(secs))
+    bounded_secs(secs)
 }
 
 /// Parses a SHA-256 certificate pin: 64 hex digits, or 32 colon-separated
@@ -651,7 +663,7 @@ pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
 
 fn duration(v: IntOrText) -> Result<Duration, String> {
     match v {
-        IntOrText::Int(n) if n >= 1 => Ok(Duration::from_secs(n as u64)),
+        IntOrText::Int(n) if n >= 1 => bounded_secs(n.unsigned_abs()),
         IntOrText::Int(n) => Err(format!("must be at least 1 second, not {n}")),
         IntOrText::Text(t) => parse_duration(&t),
     }
@@ -860,6 +872,23 @@ mod tests {
         assert_eq!(parse_duration("5d"), Ok(DEFAULT_QUEUE_LIFETIME));
         assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        // Past ten years: refused, so no deadline can overflow the clock.
+        assert_eq!(
+            parse_duration("520w"),
+            Ok(Duration::from_secs(520 * 604_800))
+        );
+        for huge in ["522w", "9999999999999w", "18446744073709551615"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(
+                e.contains("ten years") || e.contains("not a duration"),
+                "{huge}: {e}"
+            );
+        }
+        assert!(
+            duration(IntOrText::Int(i64::MAX))
+                .unwrap_err()
+                .contains("ten years")
+        );
         assert_eq!(parse_duration(" 2H "), Ok(Duration::from_secs(7200)));
         for bad in ["", "s", "5x", "-5s", "1.5h", "5 d", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
@@ -1049,7 +1078,7 @@ mod tests {
         assert_eq!(p.timeout, Some(Duration::from_secs(5)));
         assert!(p.read_envelope_from);
 
-        let cases: [(Overrides, &str); 5] = [
+        let cases: [(Overrides, &str); 6] = [
             (
                 Overrides {
                     port: Some(0),
@@ -1063,6 +1092,13 @@ mod tests {
                     ..Overrides::default()
                 },
                 "--timeout: must be at least 1 second",
+            ),
+            (
+                Overrides {
+                    timeout: Some(i64::MAX as u64),
+                    ..Overrides::default()
+                },
+                "--timeout: must be at most 315360000 seconds (ten years), not 9223372036854775807",
             ),
             (
                 Overrides {
