@@ -44,7 +44,7 @@ set edit:completion:arg-completer[smtpsend] = {|@words|
             cand --password-command 'Command whose output is the password or token (run with sh -c; one trailing newline removed). $SMTPSEND_PASSWORD is used when no other source is set. Refused under the sendmail name, as are the other relay and file options (see SECURITY)'
             cand --from 'Envelope sender (the same as -f)'
             cand --domain 'Name to give in EHLO and for Message-ID and bare local names [default: this machine''s fully qualified name]'
-            cand --timeout 'Seconds to wait for the relay at each step; with -bs, also for the client''s next line [default: 300 with -bs]'
+            cand --timeout 'Seconds to wait for the relay at each step, the reply to the end of the message included [default: 60, and 600 for that reply]; with -bs, also for the client''s next line [default: 300 with -bs]'
             cand --file 'Read the message from FILE instead of standard input ("." lines are then ordinary data)'
             cand --queue-delete 'Remove a message from the queue'
             cand -t 'Read recipients from the message''s To, Cc and Bcc headers (or one Resent- block); Bcc is removed before sending'

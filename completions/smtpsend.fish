@@ -31,7 +31,7 @@ complete -c smtpsend -l user -d 'User name to authenticate as' -r
 complete -c smtpsend -l password-command -d 'Command whose output is the password or token (run with sh -c; one trailing newline removed). $SMTPSEND_PASSWORD is used when no other source is set. Refused under the sendmail name, as are the other relay and file options (see SECURITY)' -r
 complete -c smtpsend -l from -d 'Envelope sender (the same as -f)' -r
 complete -c smtpsend -l domain -d 'Name to give in EHLO and for Message-ID and bare local names [default: this machine\'s fully qualified name]' -r
-complete -c smtpsend -l timeout -d 'Seconds to wait for the relay at each step; with -bs, also for the client\'s next line [default: 300 with -bs]' -r
+complete -c smtpsend -l timeout -d 'Seconds to wait for the relay at each step, the reply to the end of the message included [default: 60, and 600 for that reply]; with -bs, also for the client\'s next line [default: 300 with -bs]' -r
 complete -c smtpsend -l file -d 'Read the message from FILE instead of standard input ("." lines are then ordinary data)' -r -F
 complete -c smtpsend -l queue-delete -d 'Remove a message from the queue' -r
 complete -c smtpsend -s t -d 'Read recipients from the message\'s To, Cc and Bcc headers (or one Resent- block); Bcc is removed before sending'

@@ -15,8 +15,8 @@
 //!
 //! This owns the format and the three targets: a file (appended to with
 //! `O_APPEND`, one write per line; never through a symlink, created 0600
-//! whatever the umask, and only ever one of our own: see [`append`'s
-//! rules](append)), syslog (RFC 3164 over the local
+//! whatever the umask, and only ever one of our own: see `append`'s
+//! rules), syslog (RFC 3164 over the local
 //! `/dev/log` datagram socket, facility mail), and standard error. It must
 //! never make a send fail: [`write_or_fallback`] falls back from the file
 //! to syslog to standard error and only returns a notice. Nothing secret

@@ -18,6 +18,19 @@ fn main() -> ExitCode {
     app::panic::install_hook();
     let argv: Vec<_> = std::env::args_os().collect();
     let argv0 = argv.first().cloned().unwrap_or_default();
+    // Root's mailbox writer, running as the recipient (app::local).
+    if argv
+        .get(1)
+        .is_some_and(|a| a == app::local::DELIVER_LOCAL_FLAG)
+    {
+        return match app::local::deliver_local_main(&argv[2..]) {
+            Ok(path) => {
+                println!("{}", path.display());
+                exit(Sysexit::Ok)
+            }
+            Err(f) => fail(&f),
+        };
+    }
     let args = match Args::try_parse_from(cli::normalize(argv)) {
         Ok(a) => a,
         Err(e) => {

@@ -10,7 +10,9 @@
 //! and error were already `/dev/null`), working directory `/`. Then
 //! [`run`]: it takes its uid's [`RetrierLock`] (another retrier holding it
 //! means there is nothing to do: exit), sleeps until the earliest entry is
-//! due by the queue's own retry schedule, runs the queue once (the normal
+//! due by the queue's own retry schedule (read from the queue's due hints,
+//! `Queue::next_wakeup`, so a wake-up costs the same however long the
+//! queue), runs the queue once (the normal
 //! `-q` path, which takes the run lock for the time it works), and
 //! repeats; it exits when the queue is empty, or at [`MAX_LIFETIME`].
 //!

@@ -568,11 +568,29 @@ fn verbose_transcript_redacts_secrets() {
 }
 
 #[test]
-fn local_maildir_delivery_with_no_configuration() {
+fn local_delivery_with_no_configuration_goes_to_the_users_own_mailbox() {
+    // Mail to the user running smtpsend (issue 14): the mbox in the mail
+    // spool while there is no ~/Maildir, then ~/Maildir, and $MAILDIR wins.
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8(me.stdout).unwrap().trim().to_owned();
     let env = Env::new();
-    let out = env.run(&["root"], b"Subject: local\n\nhello\n");
+    let out = env.run(&[&me], b"Subject: local\n\nFrom here\nhello\n");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("delivered locally"), "{}", out.stderr);
+    let mbox = std::fs::read_to_string(env.mail_dir().join(&me)).unwrap();
+    assert!(mbox.starts_with("From "), "{mbox}");
+    assert!(
+        mbox.contains("Subject: local\n") && mbox.contains("\n>From here\nhello\n"),
+        "{mbox}"
+    );
+    assert!(!env.path("Maildir").exists());
+
+    std::fs::create_dir(env.path("Maildir")).unwrap();
+    let out = env.run(&[&me], b"Subject: local\n\nhello\n");
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let new = env.path("Maildir/new");
     let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
     assert_eq!(files.len(), 1);
@@ -584,7 +602,7 @@ fn local_maildir_delivery_with_no_configuration() {
     // $MAILDIR wins.
     let md = env.path("other-maildir");
     let out = env.run_env(
-        &["root"],
+        &[&me],
         b"Subject: x\n\nx\n",
         &[("MAILDIR", md.to_str().unwrap())],
     );
@@ -855,13 +873,16 @@ fn path_config(env: &Env, port: Option<u16>) -> PathBuf {
     write_config(
         env,
         &format!(
-            "{relay}domain = \"client.example\"\nlocal_domains = [\"localhost\", \"lan.example\"]\nqueue_dir = \"{}\"\ntimeout = 5\n",
-            env.path("queue").display()
+            "{relay}domain = \"client.example\"\nlocal_domains = [\"localhost\", \"lan.example\"]\nqueue_dir = \"{}\"\nmaildir = \"{}\"\ntimeout = 5\n",
+            env.path("queue").display(),
+            env.path("Maildir").display()
         ),
     )
 }
 
-/// Who got a Maildir copy (from the Delivered-To headers).
+/// Who got a Maildir copy (from the Delivered-To headers). The table's
+/// profile names one Maildir, which takes every local recipient (issue
+/// 14: an explicit `maildir` wins over per-user mailboxes).
 fn maildir_recipients(env: &Env) -> Vec<String> {
     let mut out = Vec::new();
     for f in std::fs::read_dir(env.path("Maildir/new"))
@@ -1264,4 +1285,35 @@ fn protocol_bdat_and_json_log_flags() {
     let t = server.finish();
     assert_eq!(t.conn().verbs().first().map(String::as_str), Some("LHLO"));
     assert_eq!(t.accepted(), 1);
+}
+
+/// RFC 5321 §4.5.3.1.10 through the binary, queued and `--no-queue`: a
+/// relay that takes two recipients a transaction (452 to the third) gets
+/// the rest in a further transaction on the same connection, and every
+/// recipient gets the message once.
+#[test]
+fn too_many_recipients_go_in_a_further_transaction_on_every_path() {
+    for no_queue in [false, true] {
+        let server = ScriptedServer::start(
+            Script::new().reply_at(Step::Rcpt.nth(2), "452 4.5.3 too many recipients"),
+        );
+        let env = Env::new();
+        let mut argv = relay_args(&server);
+        if no_queue {
+            argv.push("--no-queue".into());
+        }
+        argv.extend(["-i", "r1@example.org", "r2@example.org", "r3@example.org"].map(String::from));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = env.run(&argv, b"Subject: x\n\nbody\n");
+        assert_eq!(out.code, 0, "no_queue={no_queue}: {}", out.stderr);
+        let t = server.finish();
+        let msgs = t.messages();
+        assert_eq!(msgs.len(), 2, "no_queue={no_queue}: {t:#?}");
+        let mut got: Vec<&str> = msgs.iter().flat_map(|m| m.rcpt_addrs()).collect();
+        got.sort();
+        assert_eq!(got, ["r1@example.org", "r2@example.org", "r3@example.org"]);
+        assert!(msgs.iter().all(|m| m.accepted));
+        assert_eq!(t.accepted(), 1, "one connection");
+        assert_eq!(queued_count(&env), 0, "nothing left queued");
+    }
 }

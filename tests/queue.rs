@@ -307,10 +307,18 @@ fn expired_messages_go_to_dead_letter() {
 fn no_relay_configured_keeps_remote_mail_and_delivers_local() {
     let env = Env::new();
     env.config(None, "");
-    let out = env.run(&["-i", "root", "far@example.net"], &msg("mixed"));
+    // The user running the test, whose ~/Maildir (in the scratch HOME)
+    // exists: local mail goes to each recipient's own mailbox (issue 14).
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8(me.stdout).unwrap().trim().to_owned();
+    std::fs::create_dir(env.path("Maildir")).unwrap();
+    let out = env.run(&["-i", &me, "far@example.net"], &msg("mixed"));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("no relay configured"), "{}", out.stderr);
-    // root@client.example is this machine's profile domain: local.
+    // me@client.example is this machine's profile domain: local.
     assert_eq!(
         std::fs::read_dir(env.path("Maildir/new")).unwrap().count(),
         1

@@ -95,10 +95,11 @@ impl retrier::Queue for AppQueue<'_, '_> {
                 continue;
             }
             let Ok(q) = Queue::open(dir) else { continue };
-            let entries = q.list().map_err(|e| io::Error::other(e.to_string()))?;
-            for e in entries {
-                next = Some(next.map_or(e.next_attempt, |n| n.min(e.next_attempt)));
-            }
+            // From the due hints, not a listing of the queue (issue 15).
+            let due = q
+                .next_wakeup()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            next = next.into_iter().chain(due).min();
         }
         Ok(next)
     }

@@ -3,7 +3,7 @@
 //! queue run (`-q`) and each message of `-bs` all call [`deliver`].
 //!
 //! It splits the recipients into local and remote by the one rule in
-//! [`super::local`], writes the local ones into the Maildir once, and
+//! [`super::local`], delivers the local ones into their mailboxes ([`local::deliver`]), and
 //! hands the remote ones to the relay over a session from [`Sessions`]
 //! (opened on first use with failover across the profile's hosts, kept
 //! for the next message of the same profile). What becomes of each
@@ -16,7 +16,6 @@
 //! that did not turns it into an exit status ([`Outcome::into_result`]).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 
 use super::input::TempMessage;
@@ -25,21 +24,23 @@ use crate::config::Profile;
 use crate::exit::Sysexit;
 use crate::log::Status;
 use crate::queue::Locked;
-use crate::smtp::{BodyInfo, Envelope, Error, Reply, SendOptions, Smtp};
+use crate::smtp::{BodyInfo, Envelope, Error, Reply, SendOptions, Smtp, Source};
 
 /// A message that can be read from the start as often as needed: a
 /// temporary copy, or a queue entry.
 pub trait Body {
     fn info(&self) -> BodyInfo;
-    /// A reader positioned at the first byte.
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure>;
+    /// A reader positioned at the first byte, that can seek back: the
+    /// engine rereads it for a further transaction when the relay defers
+    /// recipients with 452 (too many recipients).
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure>;
 }
 
 impl Body for TempMessage {
     fn info(&self) -> BodyInfo {
         self.info
     }
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure> {
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure> {
         let r = TempMessage::reader(self)
             .map_err(|e| Failure::new(Sysexit::IoErr, format!("cannot reread the message: {e}")))?;
         Ok(Box::new(r))
@@ -50,7 +51,7 @@ impl Body for Locked {
     fn info(&self) -> BodyInfo {
         Locked::info(self)
     }
-    fn reader(&mut self) -> Result<Box<dyn Read + '_>, Failure> {
+    fn reader(&mut self) -> Result<Box<dyn Source + '_>, Failure> {
         Ok(Box::new(self.open()?))
     }
 }
@@ -146,8 +147,8 @@ pub enum Fate {
 pub struct Outcome {
     /// Every recipient, in envelope order, with its fate.
     pub recipients: Vec<(String, Fate)>,
-    /// The Maildir file local recipients got.
-    pub maildir: Option<PathBuf>,
+    /// The mailboxes local recipients got (Maildir files, mboxes).
+    pub mailboxes: Vec<PathBuf>,
     /// The relay that took it.
     pub relay: Option<String>,
     /// The relay's reply to the end of the data.
@@ -233,12 +234,22 @@ impl Outcome {
         Ok(report)
     }
 
+    /// "delivered locally to ..." when some local recipient got it.
+    pub fn local_notice(&self) -> Option<String> {
+        (!self.mailboxes.is_empty()).then(|| {
+            let places: Vec<String> = self
+                .mailboxes
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            format!("delivered locally to {}", places.join(", "))
+        })
+    }
+
     /// The report of what was delivered (no refusals).
     pub fn report(&self) -> Report {
         let mut notices = Vec::new();
-        if let Some(path) = &self.maildir {
-            notices.push(format!("delivered locally to {}", path.display()));
-        }
+        notices.extend(self.local_notice());
         Report {
             notices,
             status: Some(if self.relay.is_some() {
@@ -250,7 +261,7 @@ impl Outcome {
             reply: self
                 .reply
                 .clone()
-                .or_else(|| self.maildir.as_ref().map(|p| p.display().to_string())),
+                .or_else(|| self.mailboxes.first().map(|p| p.display().to_string())),
             ..Report::default()
         }
     }
@@ -324,7 +335,7 @@ fn refuses_the_message(e: &Error) -> bool {
 }
 
 /// Delivers `body` to the envelope's recipients under profile `p`: local
-/// ones into the Maildir, remote ones through the relay. `quit_after`:
+/// ones into their mailboxes, remote ones through the relay. `quit_after`:
 /// nothing else will be sent on this profile's session, so QUIT may ride
 /// with the end of the data.
 pub fn deliver(
@@ -342,17 +353,17 @@ pub fn deliver(
         .partition(|a| local::is_local(a, p));
     let mut fates: HashMap<String, Fate> = HashMap::new();
 
-    if !local.is_empty() {
-        let r = body
-            .reader()
-            .and_then(|mut r| local::deliver(p, &envelope.from, &local, &mut r));
-        match r {
+    for (a, r) in local::deliver(p, &envelope.from, &local, body) {
+        let fate = match r {
             Ok(path) => {
-                out.maildir = Some(path);
-                fates.extend(local.iter().map(|a| (a.clone(), Fate::Delivered)));
+                if !out.mailboxes.contains(&path) {
+                    out.mailboxes.push(path);
+                }
+                Fate::Delivered
             }
-            Err(f) => fates.extend(local.iter().map(|a| (a.clone(), Fate::Failed(f.clone())))),
-        }
+            Err(f) => Fate::Failed(f),
+        };
+        fates.insert(a, fate);
     }
 
     if !remote.is_empty() {
@@ -418,7 +429,7 @@ fn relay_send(
     };
     let info = body.info();
     let mut reader = body.reader().map_err(|f| (Some(host.clone()), f))?;
-    let result = session.smtp.send_stream(
+    let result = session.smtp.send(
         &env,
         &mut reader,
         SendOptions {
@@ -556,6 +567,6 @@ mod tests {
         assert_eq!(f[0].0, ["far@example.net"]);
         assert_eq!(f[0].1.exit, Sysexit::TempFail);
         assert!(!f[0].1.permanent);
-        assert!(o.maildir.is_some());
+        assert_eq!(o.mailboxes.len(), 1);
     }
 }

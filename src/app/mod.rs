@@ -6,7 +6,7 @@
 //! - [`invocation`]: the only reader of the clap `Args`.
 //! - [`plan`]: the profile, envelope and header block of one message.
 //! - [`deliver`]: the one delivery, for every path: direct, first attempt,
-//!   `-q`, `-bs`; [`local`] holds the local/remote rule and the Maildir.
+//!   `-q`, `-bs`; [`local`] holds the local/remote rule and each recipient's mailbox.
 //! - [`queued`]: the queue as storage around it.
 //! - [`relay`]: reaching the relay (failover, TLS, AUTH), `--serverinfo`.
 //! - [`input`]: reading the message as sendmail does.
@@ -50,6 +50,11 @@ pub struct Failure {
     /// feature it needs missing). Such a message goes to dead.letter;
     /// every other failure of a queued message keeps it queued.
     pub permanent: bool,
+    /// The exit status when the message is not kept in a queue
+    /// (`--no-queue`, no writable spool): a certificate that does not
+    /// verify is then permanent, though a queue defers it
+    /// ([`exit::for_smtp_no_queue`]).
+    pub unqueued_exit: Sysexit,
 }
 
 impl Failure {
@@ -58,6 +63,7 @@ impl Failure {
             exit,
             message: message.into(),
             permanent: false,
+            unqueued_exit: exit,
         }
     }
 
@@ -67,7 +73,18 @@ impl Failure {
         if let Some(h) = exit::hint(e) {
             message.push_str(&format!(" ({h})"));
         }
-        Failure::new(Sysexit::from(e), message)
+        Failure {
+            unqueued_exit: exit::for_smtp_no_queue(e),
+            ..Failure::new(Sysexit::from(e), message)
+        }
+    }
+
+    /// This failure for a message that no queue keeps.
+    fn unqueued(self) -> Self {
+        Failure {
+            exit: self.unqueued_exit,
+            ..self
+        }
     }
 }
 
@@ -244,7 +261,7 @@ pub fn send(
             let mut msg = plan.buffer(reader)?;
             let size = msg.info.size;
             let outcome = deliver::deliver(&plan.profile, &plan.envelope, &mut msg, sessions, true);
-            let mut r = outcome.into_result(strict);
+            let mut r = outcome.into_result(strict).map_err(Failure::unqueued);
             if let (Ok(rep), true) = (&mut r, plan.profile.queue) {
                 rep.notices
                     .push("no writable queue directory: delivered directly".into());

@@ -227,12 +227,17 @@ impl Plan {
         out.push_str(&format!("profile: {}\n", p.name));
         let (local, remote): (Vec<&String>, Vec<&String>) =
             self.envelope.to.iter().partition(|a| local::is_local(a, p));
-        if !local.is_empty() {
+        if !local.is_empty() && local::one_maildir(p) {
             out.push_str(&format!(
                 "local delivery: Maildir {}\n",
                 local::maildir_root(p)
                     .map(|m| m.display().to_string())
                     .unwrap_or_else(|| "(no home directory)".into())
+            ));
+        } else if !local.is_empty() {
+            out.push_str(&format!(
+                "local delivery: each recipient's mailbox (~USER/Maildir, else {}/USER)\n",
+                local::mail_dir().display()
             ));
         }
         if !remote.is_empty() {

@@ -294,10 +294,8 @@ pub fn first_attempt(
                 reply: Some(reason.clone()),
                 ..Report::default()
             };
-            if let Some(path) = &outcome.maildir {
-                report
-                    .notices
-                    .push(format!("delivered locally to {}", path.display()));
+            if let Some(n) = outcome.local_notice() {
+                report.notices.push(n);
             }
             report.notices.push(format!(
                 "queued as {id}: {reason}; will retry (smtpsend -q)"
@@ -418,10 +416,13 @@ fn run_dir(
             // timed out, dropped) is suspended for the rest of the run.
             Ok(Ok(Settled::Deferred { outcome, reason })) => {
                 stats.deferred += 1;
-                let relay_failed = outcome
-                    .failures()
-                    .iter()
-                    .any(|(_, f)| !f.permanent && f.exit == Sysexit::TempFail);
+                // Only remote recipients' failures say anything about
+                // the relay (a local one may wait for root's queue run).
+                let relay_failed = outcome.failures().iter().any(|(addrs, f)| {
+                    !f.permanent
+                        && f.exit == Sysexit::TempFail
+                        && addrs.iter().any(|a| !super::local::is_local(a, &profile))
+                });
                 if !profile.hosts.is_empty() && relay_failed && !sessions.is_open(&profile) {
                     suspended.suspend(&key, &reason);
                 }
@@ -716,7 +717,10 @@ fn run_users_queues(config: Option<&Config>, flush: bool, verbose: bool, report:
         for uid in uids {
             let run = queue::owner::account(uid)
                 .and_then(|a| queue::owner::command_as(&a, &spool, &flags))
-                .and_then(|c| queue::owner::run_with_timeout(c, queue::owner::USER_RUN_TIMEOUT));
+                // Serving the runner's hand-offs into other users' mailboxes.
+                .and_then(|c| {
+                    super::local::run_serving_handoffs(c, queue::owner::USER_RUN_TIMEOUT)
+                });
             match run {
                 Ok(s) if s.success() => {}
                 Ok(s) => report.notices.push(format!(

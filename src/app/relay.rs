@@ -54,10 +54,8 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
         };
         tls.identity = Some(identity);
     }
-    Ok(SessionOptions {
+    let options = SessionOptions {
         local_hostname: p.domain.clone(),
-        timeout: p.timeout,
-        connect_timeout: p.timeout,
         implicit_tls: p.tls == TlsMode::Tls,
         tls,
         protocol: if p.transport == Transport::Lmtp {
@@ -72,6 +70,12 @@ pub fn session_options(p: &Profile) -> Result<SessionOptions, Failure> {
             PlaintextAuth::Loopback
         },
         ..SessionOptions::default()
+    };
+    // An explicit timeout caps every step, the final reply included; the
+    // engine's defaults give that reply 10 minutes (RFC 5321 4.5.3.2.6).
+    Ok(match p.timeout {
+        Some(t) => options.with_timeout(t),
+        None => options,
     })
 }
 

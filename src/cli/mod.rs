@@ -34,7 +34,7 @@ pub enum BodyType {
 }
 
 /// smtpsend reads one message and hands it to an SMTP relay, or, with no
-/// relay configured, delivers it into the local Maildir.
+/// relay configured, delivers it into the local recipient's mailbox.
 #[derive(Debug, Clone, Default, Parser)]
 #[command(
     name = "smtpsend",
@@ -46,8 +46,8 @@ pub enum BodyType {
                   hands it to an SMTP relay over plain SMTP, STARTTLS or implicit TLS, \
                   configured by a TOML profile or by flags. It accepts the flags that \
                   cron, mail(1), mutt, git send-email and PHP pass to /usr/sbin/sendmail. \
-                  With no relay configured it delivers the message into the local Maildir \
-                  ($MAILDIR, else ~/Maildir).",
+                  With no relay configured it delivers the message into the local \
+                  recipient's mailbox (~user/Maildir, else /var/mail/user).",
     after_help = "Example: printf 'Subject: hi\\n\\nhello\\n' | smtpsend --host smtp.example.org alice@example.org"
 )]
 pub struct Args {
@@ -225,8 +225,9 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub domain: Option<String>,
 
-    /// Seconds to wait for the relay at each step; with -bs, also for the
-    /// client's next line [default: 300 with -bs].
+    /// Seconds to wait for the relay at each step, the reply to the end of
+    /// the message included [default: 60, and 600 for that reply]; with
+    /// -bs, also for the client's next line [default: 300 with -bs].
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
 

@@ -67,8 +67,8 @@ pub use password::{
 };
 pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
 pub use profile::{
-    Auth, DEFAULT_QUEUE_LIFETIME, DEFAULT_TIMEOUT, LogTarget, Mechanism, Overrides, Profile,
-    parse_duration, parse_fingerprint,
+    Auth, DEFAULT_QUEUE_LIFETIME, LogTarget, Mechanism, Overrides, Profile, parse_duration,
+    parse_fingerprint,
 };
 pub use schema::{TlsMode, Transport};
 
@@ -657,7 +657,7 @@ mod tests {
         assert_eq!(p, want);
         assert_eq!(p.effective_port(), 587);
         assert_eq!(p.tls, TlsMode::Starttls);
-        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(p.timeout, None);
         assert_eq!(p.local_domains, ["localhost"]);
         assert!(p.queue && p.add_date && p.add_message_id && p.add_from && p.qualify_headers);
         assert!(!p.read_envelope_from && !p.allow_plaintext_auth);
@@ -713,7 +713,7 @@ mod tests {
         assert_eq!(p.password, Some(crate::smtp::Secret::new("pw")));
         assert_eq!(p.from.as_deref(), Some("Alice@Example.com"));
         assert_eq!(p.domain.as_deref(), Some("laptop.example.com"));
-        assert_eq!(p.timeout, Duration::from_secs(120));
+        assert_eq!(p.timeout, Some(Duration::from_secs(120)));
         assert!(p.allow_plaintext_auth);
         assert!(!p.queue);
         assert_eq!(p.queue_dir, Some(PathBuf::from("/var/spool/smtpsend")));
@@ -755,13 +755,13 @@ mod tests {
         let a = c.profile("a").unwrap();
         assert_eq!(a.log, Some(LogTarget::File("/var/log/smtpsend.log".into())));
         assert_eq!(a.queue_dir, Some(PathBuf::from("/var/spool/smtpsend")));
-        assert_eq!(a.timeout, Duration::from_secs(5));
+        assert_eq!(a.timeout, Some(Duration::from_secs(5)));
         assert_eq!(a.hosts, ["relay.example.com"]);
         assert_eq!(a.password, Some(crate::smtp::Secret::new("shared")));
         assert_eq!(a.tls_client_key, Some(PathBuf::from("/k.pem")));
         assert_eq!(a.from.as_deref(), Some("ops@example.com"));
         let b = c.profile("b").unwrap();
-        assert_eq!(b.timeout, Duration::from_secs(30));
+        assert_eq!(b.timeout, Some(Duration::from_secs(30)));
         assert_eq!(b.hosts, ["other.example.com"]);
         // The credential is one group: b's command shadows the top password.
         assert_eq!(b.password, None);
@@ -1067,6 +1067,7 @@ mod tests {
             "tls_client_key",
             "password",
             "domain",
+            "timeout",
             "queue_dir",
             "maildir",
             "log",

@@ -21,13 +21,27 @@ use super::error::ConfigError;
 use super::parse::{Locator, describe_table};
 use super::schema::{Int, IntOrText, OneOrMany, RawSecret, TlsMode, Transport};
 
-/// Seconds to wait for the relay at each step when the profile does not
-/// say (the same default the command line had before profiles).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// How long a queued message is retried before it is returned: five days,
 /// sendmail's `Timeout.queuereturn`.
 pub const DEFAULT_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
+
+/// The longest duration a key or flag may give (`timeout`,
+/// `queue_lifetime`, `--timeout`), in seconds: ten years. Far beyond any
+/// real use, and small enough that a deadline computed from it (now plus
+/// the timeout) can never overflow the clock and panic.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// `secs` as a duration of at least one second and at most
+/// [`MAX_DURATION_SECS`].
+fn bounded_secs(secs: u64) -> Result<Duration, String> {
+    match secs {
+        0 => Err("must be at least 1 second".into()),
+        s if s > MAX_DURATION_SECS => Err(format!(
+            "must be at most {MAX_DURATION_SECS} seconds (ten years), not {s}"
+        )),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
 
 /// A SASL mechanism a profile can insist on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,7 +282,10 @@ profile_keys! {
         /// EHLO name, Message-ID domain, and the domain bare names are
         /// qualified with.
         domain "domain": String => Option<String> = None, |v, _| check_domain(&v).map(|()| Some(v));
-        timeout "timeout": IntOrText => Duration = DEFAULT_TIMEOUT, |v, _| duration(v);
+        /// Every step's time limit when set (the reply to the end of the
+        /// data included); `None`: the engine's defaults, 60 s a step and
+        /// 10 minutes for that final reply (RFC 5321 4.5.3.2.6).
+        timeout "timeout": IntOrText => Option<Duration> = None, |v, _| duration(v).map(Some);
         allow_plaintext_auth "allow_plaintext_auth": bool => bool = false, |v, _| Ok(v);
         queue "queue": bool => bool = true, |v, _| Ok(v);
         /// Leave a detached retrier behind when a message stays queued
@@ -282,7 +299,9 @@ profile_keys! {
         queue_min_free "queue_min_free": IntOrText => u64 = crate::queue::DEFAULT_MIN_FREE,
             |v, _| byte_size(v);
         transport "transport": Transport => Transport = Transport::Smtp, |v, _| Ok(v);
-        /// `None`: `$MAILDIR`, else `~/Maildir`.
+        /// One Maildir for every local recipient. `None`: each recipient's
+        /// own mailbox (`transport = "maildir"`: `$MAILDIR`, else
+        /// `~/Maildir`).
         maildir "maildir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
         /// Lower-cased.
         local_domains "local_domains": OneOrMany => Vec<String> = vec!["localhost".into()],
@@ -408,10 +427,7 @@ impl Profile {
             self.domain = Some(d.clone());
         }
         if let Some(t) = o.timeout {
-            if t == 0 {
-                return Err(bad("--timeout", "must be at least 1 second".into()));
-            }
-            self.timeout = Duration::from_secs(t);
+            self.timeout = Some(bounded_secs(t).map_err(|m| bad("--timeout", m))?);
         }
         if let Some(r) = o.read_envelope_from {
             self.read_envelope_from = r;
@@ -612,10 +628,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(err()),
     };
     let secs = n.checked_mul(scale).ok_or_else(err)?;
-    if secs == 0 {
-        return Err("must be at least 1 second".into());
-    }
-    Ok(Duration::from_secs(secs))
+    bounded_secs(secs)
 }
 
 /// Parses a SHA-256 certificate pin: 64 hex digits, or 32 colon-separated
@@ -650,7 +663,7 @@ pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
 
 fn duration(v: IntOrText) -> Result<Duration, String> {
     match v {
-        IntOrText::Int(n) if n >= 1 => Ok(Duration::from_secs(n as u64)),
+        IntOrText::Int(n) if n >= 1 => bounded_secs(n.unsigned_abs()),
         IntOrText::Int(n) => Err(format!("must be at least 1 second, not {n}")),
         IntOrText::Text(t) => parse_duration(&t),
     }
@@ -859,6 +872,23 @@ mod tests {
         assert_eq!(parse_duration("5d"), Ok(DEFAULT_QUEUE_LIFETIME));
         assert_eq!(parse_duration("1w"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        // Past ten years: refused, so no deadline can overflow the clock.
+        assert_eq!(
+            parse_duration("520w"),
+            Ok(Duration::from_secs(520 * 604_800))
+        );
+        for huge in ["522w", "9999999999999w", "18446744073709551615"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(
+                e.contains("ten years") || e.contains("not a duration"),
+                "{huge}: {e}"
+            );
+        }
+        assert!(
+            duration(IntOrText::Int(i64::MAX))
+                .unwrap_err()
+                .contains("ten years")
+        );
         assert_eq!(parse_duration(" 2H "), Ok(Duration::from_secs(7200)));
         for bad in ["", "s", "5x", "-5s", "1.5h", "5 d", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
@@ -1045,10 +1075,10 @@ mod tests {
         assert_eq!(p.password_command.as_deref(), Some("echo x"));
         assert_eq!(p.from.as_deref(), Some("<>"));
         assert_eq!(p.domain.as_deref(), Some("h.example"));
-        assert_eq!(p.timeout, Duration::from_secs(5));
+        assert_eq!(p.timeout, Some(Duration::from_secs(5)));
         assert!(p.read_envelope_from);
 
-        let cases: [(Overrides, &str); 5] = [
+        let cases: [(Overrides, &str); 6] = [
             (
                 Overrides {
                     port: Some(0),
@@ -1062,6 +1092,13 @@ mod tests {
                     ..Overrides::default()
                 },
                 "--timeout: must be at least 1 second",
+            ),
+            (
+                Overrides {
+                    timeout: Some(i64::MAX as u64),
+                    ..Overrides::default()
+                },
+                "--timeout: must be at most 315360000 seconds (ten years), not 9223372036854775807",
             ),
             (
                 Overrides {
@@ -1103,7 +1140,7 @@ mod tests {
         assert_eq!(p.hosts, ["smtp.example.org"]);
         assert_eq!(p.tls, TlsMode::Starttls);
         assert_eq!(p.effective_port(), 587);
-        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(p.timeout, None);
         let local = Profile::from_overrides(&Overrides::default()).unwrap();
         assert!(
             local.hosts.is_empty(),

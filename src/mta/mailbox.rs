@@ -101,11 +101,11 @@ pub fn resolve(name: &str, passwd_path: &Path, mail_dir: &Path) -> Result<Mailbo
     Ok(mailbox_of(user, mail_dir))
 }
 
-/// `~/Maildir` if it is a directory (a symlink to one counts: users
-/// move their mail), else the mbox.
+/// `~/Maildir` if it is a directory, else the mbox. A symlink named
+/// `Maildir` does not count: [`crate::maildir`] never writes through one.
 pub fn mailbox_of(user: User, mail_dir: &Path) -> Mailbox {
     let maildir = user.home.join("Maildir");
-    if user.home.is_absolute() && maildir.is_dir() {
+    if user.home.is_absolute() && std::fs::symlink_metadata(&maildir).is_ok_and(|m| m.is_dir()) {
         Mailbox::Maildir {
             user,
             path: maildir,

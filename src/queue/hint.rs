@@ -130,6 +130,25 @@ impl Queue {
             .min()
     }
 
+    /// When a retrier should next look at this queue, at constant cost
+    /// in the usual cases: the earliest hint ([`Queue::earliest_due`]);
+    /// with no hint, `None` if `msg/` is empty (one block read), else the
+    /// earliest next attempt of the listed queue (messages that wait with
+    /// no hint: a first attempt that was killed, a hint lock that timed
+    /// out). Like the hints, a lower bound, so a wake-up is never late
+    /// for a deferred message; a message that lowered no hint while
+    /// another profile's hint exists waits for that wake-up (at most the
+    /// schedule's longest wait) instead of being found at once.
+    pub fn next_wakeup(&self) -> Result<Option<SystemTime>, QueueError> {
+        if let Some(t) = self.earliest_due() {
+            return Ok(Some(t));
+        }
+        if self.is_empty()? {
+            return Ok(None);
+        }
+        Ok(self.list()?.iter().map(|e| e.next_attempt).min())
+    }
+
     /// Lowers `profile`'s hint to `next` (the next attempt of a message
     /// just deferred), or records it in the run's [`HintBook`]. Best
     /// effort: a hint left too high only means the message waits for
@@ -283,6 +302,33 @@ mod tests {
         assert!(q.maybe_due("default", t(30)));
         q.lower_hint("default", t(10));
         assert!(q.maybe_due("default", t(10)));
+    }
+
+    #[test]
+    fn next_wakeup_comes_from_the_hints_else_from_the_listing() {
+        let (_d, q) = queue();
+        assert_eq!(q.next_wakeup().unwrap(), None);
+        // Spooled, never attempted: no hint, so the listing says when.
+        let id = spool(&q, b"x\n", &["a@b"]);
+        let listed = q.list().unwrap()[0].next_attempt;
+        assert_eq!(q.earliest_due(), None);
+        assert_eq!(q.next_wakeup().unwrap(), Some(listed));
+        // Deferred: its hint answers, not the listing (a hint lowered
+        // below the entry's own time shows which was read).
+        q.lock(&id)
+            .unwrap()
+            .unwrap()
+            .defer("451 later", None, t(0))
+            .unwrap();
+        assert_eq!(q.next_wakeup().unwrap(), Some(t(30)));
+        q.lower_hint("default", t(5));
+        assert_eq!(q.next_wakeup().unwrap(), Some(t(5)));
+        assert_eq!(q.list().unwrap()[0].next_attempt, t(30));
+        // Gone, and its hint with it after a run: nothing to wait for.
+        q.remove(&id).unwrap();
+        let (_runq, book) = q.hint_book();
+        book.commit().unwrap();
+        assert_eq!(q.next_wakeup().unwrap(), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,11 @@ pub fn command_as(account: &Account, spool: &Path, args: &[&str]) -> io::Result<
 /// killing it after that.
 pub fn run_with_timeout(mut command: Command, timeout: Duration) -> io::Result<ExitStatus> {
     let mut child = command.spawn()?;
+    wait_with_timeout(&mut child, timeout)
+}
+
+/// Waits for `child` at most `timeout`, killing it after that.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> io::Result<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -216,6 +221,13 @@ pub fn run_with_timeout(mut command: Command, timeout: Duration) -> io::Result<E
 /// when there was nothing to do. Call it first, before any thread is
 /// started and before any configuration is read.
 pub fn become_requested_owner() -> Result<Option<u32>, String> {
+    become_requested_owner_with(&[])
+}
+
+/// [`become_requested_owner`] with `extra_groups` besides the account's
+/// (root's mailbox writer adds the mail spool's group, as a setgid-mail
+/// delivery agent has it).
+pub fn become_requested_owner_with(extra_groups: &[u32]) -> Result<Option<u32>, String> {
     let Some(v) = std::env::var_os(OWNER_ENV) else {
         return Ok(None);
     };
@@ -233,7 +245,12 @@ pub fn become_requested_owner() -> Result<Option<u32>, String> {
     }
     let a = account(uid).map_err(|e| format!("cannot run the queue of uid {uid}: {e}"))?;
     use rustix::process::{Gid, Uid};
-    let gids: Vec<Gid> = a.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let gids: Vec<Gid> = a
+        .groups
+        .iter()
+        .chain(extra_groups.iter().filter(|g| !a.groups.contains(g)))
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     let fail = |what: &str, e: rustix::io::Errno| {
         format!("cannot become uid {uid} to run its queue: {what}: {e}")
     };
@@ -248,7 +265,10 @@ pub fn become_requested_owner() -> Result<Option<u32>, String> {
     {
         return Err(format!("cannot become uid {uid}: the change did not take"));
     }
-    let _ = REQUESTED_SPOOL.set(PathBuf::from(spool));
+    // Empty for a mailbox writer (crate::app::local), which runs no queue.
+    if !spool.is_empty() {
+        let _ = REQUESTED_SPOOL.set(PathBuf::from(spool));
+    }
     Ok(Some(uid))
 }
 

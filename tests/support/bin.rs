@@ -33,6 +33,14 @@ impl BinEnv {
 
     /// The binary with `args`, a cleared environment pointing at the
     /// scratch home, and piped standard streams.
+    /// The scratch area's mail spool (instead of /var/mail), made on
+    /// first use.
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        let d = self.path("mail");
+        let _ = std::fs::create_dir_all(&d);
+        d
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_smtpsend"));
         cmd.args(args)
@@ -43,6 +51,8 @@ impl BinEnv {
             .env("XDG_STATE_HOME", self.path("state"))
             .env("LOGNAME", "tester")
             .env("TZ", "UTC")
+            // Mboxes of local users in the scratch area, never /var/mail.
+            .env("SMTPSEND_MAIL_DIR", self.mail_dir())
             // No detached retrier outliving the test (tests/retrier.rs
             // removes this to test it).
             .env("SMTPSEND_NO_RETRIER", "1")

@@ -29,6 +29,7 @@
 //! (a caller's [`from_fn`] closure is its own judge).
 
 mod cram_md5;
+mod exchange;
 mod external;
 mod oauth;
 mod plain;

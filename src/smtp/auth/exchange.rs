@@ -1,17 +1,17 @@
 //! The AUTH exchange (RFC 4954) on a session: smtplib's `login` and
 //! `auth`, and the rule that credentials never cross an unprotected link.
 //!
-//! The mechanisms themselves live in [`super::auth`]; this module owns the
+//! The mechanisms themselves live beside it in [`super`]; this module owns the
 //! conversation around them: the initial response, the 334 challenge loop,
 //! cancelling with `*`, and what counts as success.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::auth::{self, Credentials, Mechanism};
-use super::reply::Reply;
-use super::session::{PlaintextAuth, Smtp};
-use super::{Error, Secret};
+use super::{self as auth, Credentials, Mechanism};
+use crate::smtp::reply::Reply;
+use crate::smtp::session::{PlaintextAuth, Smtp};
+use crate::smtp::{Error, Secret};
 
 /// Most challenges one exchange may have (smtplib's `_MAXCHALLENGE`);
 /// a server that keeps challenging is looping.
@@ -113,7 +113,7 @@ impl Smtp {
     ///
     /// Credentials are never sent over a connection that is neither TLS
     /// nor to this machine, unless the session allows it
-    /// ([`SessionOptions::plaintext_auth`](super::SessionOptions)).
+    /// ([`SessionOptions::plaintext_auth`](crate::smtp::SessionOptions)).
     pub fn auth(
         &mut self,
         mech: &mut dyn Mechanism,
