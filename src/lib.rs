@@ -36,3 +36,4 @@ pub mod mta;
 pub mod queue;
 pub mod retrier;
 pub mod smtp;
+pub mod zone;

@@ -351,7 +351,7 @@ fn write_to(target: &Target, entry: &Entry, sinks: &mut Sinks) -> Result<(), Log
         }
         Target::Syslog => {
             let offset = Timestamp::from_second(now)
-                .map_or(0, |t| TimeZone::system().to_offset(t).seconds());
+                .map_or(0, |t| crate::zone::local().to_offset(t).seconds());
             let msg = format_syslog(entry, now, offset, std::process::id());
             send_datagram(sinks.syslog_socket, &msg).map_err(|source| LogError::Syslog {
                 socket: sinks.syslog_socket.to_owned(),

@@ -55,13 +55,12 @@ impl DateStamp {
         }
     }
 
-    /// Now, in this system's time zone (`TZ`, else `/etc/localtime`, as
-    /// jiff finds it; UTC when there is none).
+    /// Now, in this system's time zone ([`crate::zone::local`]).
     pub fn now_local() -> DateStamp {
         let now = jiff::Timestamp::now();
         DateStamp {
             unix_seconds: now.as_second(),
-            utc_offset_seconds: jiff::tz::TimeZone::system().to_offset(now).seconds(),
+            utc_offset_seconds: crate::zone::local().to_offset(now).seconds(),
         }
     }
 
