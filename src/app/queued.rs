@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
+use super::notice;
 use super::plan::Plan;
 use super::{Failure, Report};
 use crate::config::{Config, Overrides, Profile};
@@ -104,6 +105,7 @@ pub fn settle(
             for n in refusal_notes(&permanent, host.as_deref()) {
                 notes.push(format!("{n} (a copy is in {})", path.display()));
             }
+            notes.extend(notice::bounced(profile, &msg, &failed, &path));
         }
     }
     let failures = outcome.failures();
@@ -118,6 +120,9 @@ pub fn settle(
         let mut f = f.clone();
         f.message
             .push_str(&format!("; a copy is in {}", path.display()));
+        if let Some(n) = notice::bounced(profile, &msg, &failed, &path) {
+            f.message.push_str(&format!("; {n}"));
+        }
         bounced.get_or_insert(f);
     }
     if msg.pending().is_empty() {
@@ -177,12 +182,19 @@ fn defer(
     if msg.is_expired(profile.queue_lifetime, now) {
         let days = profile.queue_lifetime.as_secs() / 86400;
         let note = format!("undeliverable for {days} days (queue_lifetime); last error: {reason}");
-        return bounce(q, msg, Failure::new(Sysexit::Unavailable, note)).map(Some);
+        return bounce(q, msg, profile, Failure::new(Sysexit::Unavailable, note)).map(Some);
     }
+    // A notice that cannot be delivered now is tried again next time.
+    let _ = notice::delayed(profile, &mut msg, now);
     Ok(None)
 }
 
-fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Failure, Failure> {
+fn bounce(
+    q: &Queue,
+    mut msg: Locked,
+    profile: &Profile,
+    mut failure: Failure,
+) -> Result<Failure, Failure> {
     let pending: Vec<String> = msg.pending().iter().map(|s| (*s).to_owned()).collect();
     let path = report_dead(q, &msg, &pending, &failure.message)?;
     let failed: Vec<(String, String)> = pending
@@ -190,10 +202,14 @@ fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Failure, F
         .map(|a| (a.clone(), failure.message.clone()))
         .collect();
     msg.fail_recipients(&failed)?;
+    let unsent = notice::bounced(profile, &msg, &failed, &path);
     msg.complete()?;
     failure
         .message
         .push_str(&format!("; a copy is in {}", path.display()));
+    if let Some(n) = unsent {
+        failure.message.push_str(&format!("; {n}"));
+    }
     Ok(failure)
 }
 
