@@ -240,3 +240,25 @@ fn the_local_delivery_line_says_where_to_configure_a_relay() {
         "{line}"
     );
 }
+
+#[test]
+fn a_notice_that_cannot_be_delivered_is_noted_and_holds_nothing_up() {
+    let env = Env::new();
+    let server = refusing_server();
+    env.config(Some(server.port()), "");
+    // The sender's "Maildir" is a file: no notice can go there.
+    std::fs::write(env.path("Maildir"), "not a directory").unwrap();
+    let out = env.run(&["-i", "gone@example.org"], &msg("refused"));
+    assert_eq!(out.code, 67, "{}", out.stderr);
+    assert!(env.dead_letter().contains("body of refused"));
+    assert_eq!(env.queued(), 0);
+    let line = out.stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("550")
+            && line.contains("the bounce notice to ")
+            && line.contains("was not delivered"),
+        "{line}"
+    );
+    server.finish();
+}

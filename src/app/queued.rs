@@ -146,8 +146,12 @@ pub fn settle(
         }
     };
     match defer(q, msg, profile, &reason, host.as_deref(), now)? {
-        None => Ok(Settled::Deferred { outcome, reason }),
-        Some(failure) => Ok(Settled::Bounced { failure }),
+        Deferral::Kept(None) => Ok(Settled::Deferred { outcome, reason }),
+        Deferral::Kept(Some(note)) => Ok(Settled::Deferred {
+            outcome,
+            reason: format!("{reason}; {note}"),
+        }),
+        Deferral::Bounced(failure) => Ok(Settled::Bounced { failure }),
     }
 }
 
@@ -170,6 +174,15 @@ pub fn attempt(
     settle(q, msg, profile, outcome, now)
 }
 
+/// What [`defer`] did.
+enum Deferral {
+    /// Kept in the queue; a line when its delay notice was due and could
+    /// not be delivered (tried again next time).
+    Kept(Option<String>),
+    /// Expired: in dead.letter.
+    Bounced(Failure),
+}
+
 fn defer(
     q: &Queue,
     mut msg: Locked,
@@ -177,16 +190,15 @@ fn defer(
     reason: &str,
     host: Option<&str>,
     now: SystemTime,
-) -> Result<Option<Failure>, Failure> {
+) -> Result<Deferral, Failure> {
     msg.defer(reason, host, now)?;
     if msg.is_expired(profile.queue_lifetime, now) {
         let days = profile.queue_lifetime.as_secs() / 86400;
         let note = format!("undeliverable for {days} days (queue_lifetime); last error: {reason}");
-        return bounce(q, msg, profile, Failure::new(Sysexit::Unavailable, note)).map(Some);
+        return bounce(q, msg, profile, Failure::new(Sysexit::Unavailable, note))
+            .map(Deferral::Bounced);
     }
-    // A notice that cannot be delivered now is tried again next time.
-    let _ = notice::delayed(profile, &mut msg, now);
-    Ok(None)
+    Ok(Deferral::Kept(notice::delayed(profile, &mut msg, now)))
 }
 
 fn bounce(
@@ -415,8 +427,8 @@ fn run_dir(
                 .any(|a| !super::local::is_local(a, &profile))
         {
             match defer(q, msg, &profile, &reason, None, SystemTime::now()) {
-                Ok(None) => stats.deferred += 1,
-                Ok(Some(_)) => stats.bounced += 1,
+                Ok(Deferral::Kept(_)) => stats.deferred += 1,
+                Ok(Deferral::Bounced(_)) => stats.bounced += 1,
                 Err(_) => stats.skipped += 1,
             }
             continue;
