@@ -14,6 +14,10 @@
 //!   failing, a password command failing, no relay configured, the
 //!   Maildir failing): it stays queued with the error recorded, until
 //!   `queue_lifetime` runs out, when it goes to dead.letter with a note.
+//!
+//! Whatever goes to dead.letter also brings the local sender a bounce
+//! notice, and a message kept past `delay_warning_time` one delay notice
+//! ([`super::notice`]).
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
