@@ -442,7 +442,7 @@ fn run_writer(
 }
 
 /// `smtpsend --deliver-local USER maildir|mbox PATH SENDER`, started by
-/// [`write_as`]: becomes the user root asked for (before anything else),
+/// `write_as`: becomes the user root asked for (before anything else),
 /// then appends standard input to the mailbox. Returns the path written.
 ///
 /// Only a process root started this way may use it: anyone else (a
