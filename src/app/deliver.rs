@@ -153,6 +153,8 @@ pub struct Outcome {
     pub relay: Option<String>,
     /// The relay's reply to the end of the data.
     pub reply: Option<String>,
+    /// With no relay configured: the configuration file to set one in.
+    pub no_relay: Option<String>,
 }
 
 impl Outcome {
@@ -242,7 +244,13 @@ impl Outcome {
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect();
-            format!("delivered locally to {}", places.join(", "))
+            let mut line = format!("delivered locally to {}", places.join(", "));
+            if let Some(file) = &self.no_relay {
+                line.push_str(&format!(
+                    " (no relay configured: set host in {file} to send elsewhere)"
+                ));
+            }
+            line
         })
     }
 
@@ -352,6 +360,12 @@ pub fn deliver(
         .cloned()
         .partition(|a| local::is_local(a, p));
     let mut fates: HashMap<String, Fate> = HashMap::new();
+    if p.hosts.is_empty() {
+        out.no_relay = Some(crate::config::config_to_edit(
+            &crate::config::LookupEnv::from_process(),
+            dirs::home_dir().as_deref(),
+        ));
+    }
 
     for (a, r) in local::deliver(p, &envelope.from, &local, body) {
         let fate = match r {

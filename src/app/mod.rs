@@ -21,6 +21,7 @@ pub mod deliver;
 pub mod input;
 pub mod invocation;
 pub mod local;
+pub mod notice;
 pub mod panic;
 pub mod plan;
 pub mod queued;

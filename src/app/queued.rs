@@ -14,6 +14,10 @@
 //!   failing, a password command failing, no relay configured, the
 //!   Maildir failing): it stays queued with the error recorded, until
 //!   `queue_lifetime` runs out, when it goes to dead.letter with a note.
+//!
+//! Whatever goes to dead.letter also brings the local sender a bounce
+//! notice, and a message kept past `delay_warning_time` one delay notice
+//! ([`super::notice`]).
 
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::deliver::{Outcome, Sessions, deliver, refusal_failure, refusal_notes};
+use super::notice;
 use super::plan::Plan;
 use super::{Failure, Report};
 use crate::config::{Config, Overrides, Profile};
@@ -104,6 +109,7 @@ pub fn settle(
             for n in refusal_notes(&permanent, host.as_deref()) {
                 notes.push(format!("{n} (a copy is in {})", path.display()));
             }
+            notes.extend(notice::bounced(profile, &msg, &failed, &path));
         }
     }
     let failures = outcome.failures();
@@ -118,6 +124,9 @@ pub fn settle(
         let mut f = f.clone();
         f.message
             .push_str(&format!("; a copy is in {}", path.display()));
+        if let Some(n) = notice::bounced(profile, &msg, &failed, &path) {
+            f.message.push_str(&format!("; {n}"));
+        }
         bounced.get_or_insert(f);
     }
     if msg.pending().is_empty() {
@@ -141,8 +150,12 @@ pub fn settle(
         }
     };
     match defer(q, msg, profile, &reason, host.as_deref(), now)? {
-        None => Ok(Settled::Deferred { outcome, reason }),
-        Some(failure) => Ok(Settled::Bounced { failure }),
+        Deferral::Kept(None) => Ok(Settled::Deferred { outcome, reason }),
+        Deferral::Kept(Some(note)) => Ok(Settled::Deferred {
+            outcome,
+            reason: format!("{reason}; {note}"),
+        }),
+        Deferral::Bounced(failure) => Ok(Settled::Bounced { failure }),
     }
 }
 
@@ -165,6 +178,15 @@ pub fn attempt(
     settle(q, msg, profile, outcome, now)
 }
 
+/// What [`defer`] did.
+enum Deferral {
+    /// Kept in the queue; a line when its delay notice was due and could
+    /// not be delivered (tried again next time).
+    Kept(Option<String>),
+    /// Expired: in dead.letter.
+    Bounced(Failure),
+}
+
 fn defer(
     q: &Queue,
     mut msg: Locked,
@@ -172,17 +194,23 @@ fn defer(
     reason: &str,
     host: Option<&str>,
     now: SystemTime,
-) -> Result<Option<Failure>, Failure> {
+) -> Result<Deferral, Failure> {
     msg.defer(reason, host, now)?;
     if msg.is_expired(profile.queue_lifetime, now) {
         let days = profile.queue_lifetime.as_secs() / 86400;
         let note = format!("undeliverable for {days} days (queue_lifetime); last error: {reason}");
-        return bounce(q, msg, Failure::new(Sysexit::Unavailable, note)).map(Some);
+        return bounce(q, msg, profile, Failure::new(Sysexit::Unavailable, note))
+            .map(Deferral::Bounced);
     }
-    Ok(None)
+    Ok(Deferral::Kept(notice::delayed(profile, &mut msg, now)))
 }
 
-fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Failure, Failure> {
+fn bounce(
+    q: &Queue,
+    mut msg: Locked,
+    profile: &Profile,
+    mut failure: Failure,
+) -> Result<Failure, Failure> {
     let pending: Vec<String> = msg.pending().iter().map(|s| (*s).to_owned()).collect();
     let path = report_dead(q, &msg, &pending, &failure.message)?;
     let failed: Vec<(String, String)> = pending
@@ -190,10 +218,14 @@ fn bounce(q: &Queue, mut msg: Locked, mut failure: Failure) -> Result<Failure, F
         .map(|a| (a.clone(), failure.message.clone()))
         .collect();
     msg.fail_recipients(&failed)?;
+    let unsent = notice::bounced(profile, &msg, &failed, &path);
     msg.complete()?;
     failure
         .message
         .push_str(&format!("; a copy is in {}", path.display()));
+    if let Some(n) = unsent {
+        failure.message.push_str(&format!("; {n}"));
+    }
     Ok(failure)
 }
 
@@ -399,8 +431,8 @@ fn run_dir(
                 .any(|a| !super::local::is_local(a, &profile))
         {
             match defer(q, msg, &profile, &reason, None, SystemTime::now()) {
-                Ok(None) => stats.deferred += 1,
-                Ok(Some(_)) => stats.bounced += 1,
+                Ok(Deferral::Kept(_)) => stats.deferred += 1,
+                Ok(Deferral::Bounced(_)) => stats.bounced += 1,
                 Err(_) => stats.skipped += 1,
             }
             continue;

@@ -49,6 +49,27 @@ impl LookupEnv {
     }
 }
 
+/// The file a user edits to configure a relay, for messages that say so:
+/// `$SMTPSEND_CONFIG` when set, else the user's file (whether or not it
+/// exists yet), else the system file. Under the home directory it is shown
+/// with `~`.
+pub fn config_to_edit(env: &LookupEnv, home: Option<&Path>) -> String {
+    let path = match env.config_env.as_ref().filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => match &env.config_dir {
+            Some(d) => d.join(USER_CONFIG),
+            None => env.system_path.clone(),
+        },
+    };
+    match home
+        .filter(|h| *h != Path::new("/"))
+        .and_then(|h| path.strip_prefix(h).ok())
+    {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
 /// The configuration file to read, in the process's environment: see
 /// [`locate_in`].
 pub fn locate(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
@@ -203,5 +224,30 @@ mod tests {
             locate_in(None, &t.env(None, Some("notadir"))).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn the_file_to_edit_is_the_users_shown_with_a_tilde() {
+        let env = LookupEnv {
+            config_env: None,
+            config_dir: Some(PathBuf::from("/home/alice/.config")),
+            system_path: PathBuf::from("/etc/smtpsend.toml"),
+        };
+        let home = Some(Path::new("/home/alice"));
+        assert_eq!(config_to_edit(&env, home), "~/.config/smtpsend/config.toml");
+        assert_eq!(
+            config_to_edit(&env, Some(Path::new("/"))),
+            "/home/alice/.config/smtpsend/config.toml"
+        );
+        let none = LookupEnv {
+            config_dir: None,
+            ..env.clone()
+        };
+        assert_eq!(config_to_edit(&none, home), "/etc/smtpsend.toml");
+        let named = LookupEnv {
+            config_env: Some("/srv/s.toml".into()),
+            ..env
+        };
+        assert_eq!(config_to_edit(&named, home), "/srv/s.toml");
     }
 }

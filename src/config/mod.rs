@@ -60,15 +60,17 @@ use std::path::{Path, PathBuf};
 
 pub use aliases::{Aliases, DEFAULT_ALIAS, Target};
 pub use error::{ConfigError, Exposure, Origin};
-pub use locate::{CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, locate, locate_in};
+pub use locate::{
+    CONFIG_ENV, LookupEnv, SYSTEM_CONFIG, USER_CONFIG, config_to_edit, locate, locate_in,
+};
 pub use password::{
     CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
     SECRET_ENV,
 };
 pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
 pub use profile::{
-    Auth, DEFAULT_QUEUE_LIFETIME, LogTarget, Mechanism, Overrides, Profile, parse_duration,
-    parse_fingerprint,
+    Auth, DEFAULT_DELAY_WARNING, DEFAULT_QUEUE_LIFETIME, LogTarget, Mechanism, Overrides, Profile,
+    parse_duration, parse_fingerprint,
 };
 pub use schema::{TlsMode, Transport};
 

@@ -25,6 +25,10 @@ use super::schema::{Int, IntOrText, OneOrMany, RawSecret, TlsMode, Transport};
 /// sendmail's `Timeout.queuereturn`.
 pub const DEFAULT_QUEUE_LIFETIME: Duration = Duration::from_secs(5 * 24 * 3600);
 
+/// How long a queued message waits before its local sender gets a delay
+/// notice: four hours, as Postfix's `delay_warning_time` when set.
+pub const DEFAULT_DELAY_WARNING: Duration = Duration::from_secs(4 * 3600);
+
 /// The longest duration a key or flag may give (`timeout`,
 /// `queue_lifetime`, `--timeout`), in seconds: ten years. Far beyond any
 /// real use, and small enough that a deadline computed from it (now plus
@@ -294,6 +298,10 @@ profile_keys! {
         /// `None`: the queue's built-in default.
         queue_dir "queue_dir": String => Option<PathBuf> = None, |v, home| expand_path(&v, home).map(Some);
         queue_lifetime "queue_lifetime": IntOrText => Duration = DEFAULT_QUEUE_LIFETIME, |v, _| duration(v);
+        /// How long a message waits in the queue before its sender gets
+        /// one delay notice; `None` ("0"): never.
+        delay_warning_time "delay_warning_time": IntOrText => Option<Duration> = Some(DEFAULT_DELAY_WARNING),
+            |v, _| duration_or_off(v);
         /// Free bytes below which the queue's file system takes no new
         /// message (EX_TEMPFAIL, the message stays with the caller).
         queue_min_free "queue_min_free": IntOrText => u64 = crate::queue::DEFAULT_MIN_FREE,
@@ -666,6 +674,15 @@ fn duration(v: IntOrText) -> Result<Duration, String> {
         IntOrText::Int(n) if n >= 1 => bounded_secs(n.unsigned_abs()),
         IntOrText::Int(n) => Err(format!("must be at least 1 second, not {n}")),
         IntOrText::Text(t) => parse_duration(&t),
+    }
+}
+
+/// A duration, or 0 (`0`, `"0"`) for off.
+fn duration_or_off(v: IntOrText) -> Result<Option<Duration>, String> {
+    match &v {
+        IntOrText::Int(0) => Ok(None),
+        IntOrText::Text(t) if t.trim() == "0" => Ok(None),
+        _ => duration(v).map(Some),
     }
 }
 

@@ -284,6 +284,13 @@ impl Locked {
         Ok(next)
     }
 
+    /// Records that the sender was sent the message's one delay notice,
+    /// and saves.
+    pub fn note_delay_notice(&mut self, now: SystemTime) -> Result<(), QueueError> {
+        self.meta.delay_notice = Some(time::whole_seconds(now));
+        self.save()
+    }
+
     /// Takes the message out of the queue: delivered, given up on (after
     /// reporting), or deleted.
     ///

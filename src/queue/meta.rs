@@ -119,6 +119,14 @@ pub struct Meta {
     /// Why the last attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the sender was sent a delay notice (at most one per message);
+    /// absent in entries written before notices existed.
+    #[serde(
+        default,
+        with = "toml_time_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay_notice: Option<SystemTime>,
     /// The hosts attempts went to, oldest first, each once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts_tried: Vec<String>,
@@ -345,6 +353,7 @@ mod tests {
             next_attempt: t + Duration::from_secs(360),
             last_attempt: Some(t + Duration::from_secs(60)),
             last_error: Some("451 4.3.0 \"try\" later".into()),
+            delay_notice: None,
             hosts_tried: vec!["smtp.example.org".into()],
             mail_options: vec!["RET=HDRS".into()],
             rcpt_options: vec![],
@@ -410,6 +419,20 @@ mod tests {
         assert_eq!(m.pending().collect::<Vec<_>>(), ["x@y"]);
         assert_eq!(m.envelope().to, ["x@y"]);
         assert!(m.dsn.is_none() && m.last_error.is_none());
+    }
+
+    #[test]
+    fn the_delay_notice_mark_is_optional_and_round_trips() {
+        let id = Id::parse("20261123T193000.000000-1a2b3c4d").unwrap();
+        let mut m = sample();
+        // Entries written before notices existed have no such key.
+        let old = m.to_text(&id).unwrap();
+        assert!(!old.contains("delay_notice"), "{old}");
+        assert_eq!(Meta::from_text(&old).unwrap().delay_notice, None);
+        m.delay_notice = Some(m.created + Duration::from_secs(4 * 3600));
+        let text = m.to_text(&id).unwrap();
+        assert!(text.contains("delay_notice = 2026-"), "{text}");
+        assert_eq!(Meta::from_text(&text).unwrap(), m);
     }
 
     #[test]

@@ -522,6 +522,7 @@ impl Queue {
             next_attempt: now,
             last_attempt: None,
             last_error: None,
+            delay_notice: None,
             hosts_tried: Vec::new(),
             mail_options: msg.mail_options,
             rcpt_options: msg.rcpt_options,
