@@ -47,7 +47,16 @@ if [ "${1:-}" != --inside ]; then
     deb=${1:-}
     if [ -z "$deb" ]; then
         log "building: cargo deb"
-        deb=$(cd "$ROOT" && cargo deb 2>&1 | tee /dev/stderr | tail -n 1)
+        # cargo deb's output goes to our standard error as it comes (not
+        # through `tee /dev/stderr`, which reopens a log file and truncates
+        # it); its last line is the package's path.
+        out=$(mktemp)
+        (cd "$ROOT" && cargo deb 2>&1) | while IFS= read -r line; do
+            printf '%s\n' "$line" >&2
+            printf '%s\n' "$line" >"$out"
+        done
+        deb=$(cat "$out")
+        rm -f "$out"
     fi
     deb=$(realpath "$deb")
     [ -f "$deb" ] || { log "no package at $deb"; exit 1; }
