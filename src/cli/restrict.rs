@@ -47,7 +47,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::Args;
-use crate::config::{ArgPolicy, Config, ConfigError};
+use crate::config::{ArgPolicy, Config, ConfigError, flag};
 use crate::exit::Sysexit;
 
 /// The one name that keeps every flag (unless `restrict_args`).
@@ -79,70 +79,70 @@ struct Flag {
 /// Every restricted flag but `-C`, which has its own rule.
 const FLAGS: &[Flag] = &[
     Flag {
-        names: &["-X", "--log-file"],
+        names: flag::LOG_FILE,
         rule: Rule::Ignore,
         danger: "writes a file at a path the caller chooses",
         given: |a| a.log_file.is_some(),
         drop: |a| a.log_file = None,
     },
     Flag {
-        names: &["--file"],
+        names: flag::FILE,
         rule: Rule::Refuse,
         danger: "would mail a file the caller chooses",
         given: |a| a.file.is_some(),
         drop: |a| a.file = None,
     },
     Flag {
-        names: &["--password-command"],
+        names: flag::PASSWORD_COMMAND,
         rule: Rule::Refuse,
         danger: "would run a command",
         given: |a| a.password_command.is_some(),
         drop: |a| a.password_command = None,
     },
     Flag {
-        names: &["--host"],
+        names: flag::HOST,
         rule: Rule::Refuse,
         danger: "would send the configured credentials to a server the caller chooses",
         given: |a| a.host.is_some(),
         drop: |a| a.host = None,
     },
     Flag {
-        names: &["--port"],
+        names: flag::PORT,
         rule: Rule::Refuse,
         danger: "would send the configured credentials to a server the caller chooses",
         given: |a| a.port.is_some(),
         drop: |a| a.port = None,
     },
     Flag {
-        names: &["--tls"],
+        names: flag::TLS,
         rule: Rule::Refuse,
         danger: "could turn off the protection of the configured credentials",
         given: |a| a.tls.is_some(),
         drop: |a| a.tls = None,
     },
     Flag {
-        names: &["--tls-verify"],
+        names: flag::TLS_VERIFY,
         rule: Rule::Refuse,
         danger: "could turn off the relay's certificate check",
         given: |a| a.tls_verify.is_some(),
         drop: |a| a.tls_verify = None,
     },
     Flag {
-        names: &["--tls-ca-file"],
+        names: flag::TLS_CA_FILE,
         rule: Rule::Refuse,
         danger: "would read a file the caller chooses and trust it for the relay",
         given: |a| a.tls_ca_file.is_some(),
         drop: |a| a.tls_ca_file = None,
     },
     Flag {
-        names: &["--auth"],
+        names: flag::AUTH,
         rule: Rule::Refuse,
         danger: "would change how the configured credentials are sent",
         given: |a| a.auth.is_some(),
         drop: |a| a.auth = None,
     },
     Flag {
-        names: &["--user"],
+        names: flag::USER,
         rule: Rule::Refuse,
         danger: "would send the configured password for another user",
         given: |a| a.user.is_some(),
@@ -177,25 +177,6 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
-}
-
-/// Whether `entry` may stand in `allow_args`: the name of a restricted
-/// flag, in any of its spellings.
-pub fn check_allowable(entry: &str) -> Result<(), String> {
-    if entry == "-C" {
-        return Err(
-            "-C is allowed through allow_config_dirs (the directories it may load from), not allow_args"
-                .into(),
-        );
-    }
-    if FLAGS.iter().any(|f| f.names.contains(&entry)) {
-        return Ok(());
-    }
-    let all: Vec<&str> = FLAGS.iter().map(|f| f.names[0]).collect();
-    Err(format!(
-        "{entry:?} is not a restricted flag: the flags allow_args can allow are {}",
-        all.join(", ")
-    ))
 }
 
 /// The program's name as invoked, if it is not `smtpsend`: the name the
@@ -373,6 +354,15 @@ fn system_policy(path: &Path) -> Result<ArgPolicy, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_allowable;
+
+    /// The rules cover exactly the flags the configuration's
+    /// `allow_args` vocabulary names, each once.
+    #[test]
+    fn the_rules_cover_every_restricted_flag_once() {
+        let ours: Vec<&[&str]> = FLAGS.iter().map(|f| f.names).collect();
+        assert_eq!(ours, flag::ALL);
+    }
     use clap::Parser;
     use std::ffi::OsString;
 

@@ -67,7 +67,7 @@ pub use password::{
     CLIENT_CERT_PASSWORD_ENV, MAX_PASSWORD_OUTPUT, PASSWORD_COMMAND_TIMEOUT, PASSWORD_ENV,
     SECRET_ENV,
 };
-pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, system_config_path};
+pub use policy::{ArgPolicy, SYSTEM_CONFIG_ENV, check_allowable, flag, system_config_path};
 pub use profile::{
     Auth, DEFAULT_DELAY_WARNING, DEFAULT_QUEUE_LIFETIME, LogTarget, Mechanism, Overrides, Profile,
     parse_duration, parse_fingerprint,

@@ -6,7 +6,8 @@
 //! file `$SMTPSEND_SYSTEM_CONFIG` names, as git's `GIT_CONFIG_SYSTEM`:
 //! for packaging and tests; whoever sets a process's environment already
 //! decides what it runs). In any other file they are accepted and have no
-//! effect. `cli::restrict` applies them.
+//! effect. The binary's argv rules (`cli::restrict`) apply them; nothing
+//! here depends on the command line's definition.
 
 use std::path::PathBuf;
 
@@ -24,6 +25,56 @@ pub fn system_config_path() -> PathBuf {
     std::env::var_os(SYSTEM_CONFIG_ENV)
         .filter(|v| !v.is_empty())
         .map_or_else(|| PathBuf::from(super::SYSTEM_CONFIG), PathBuf::from)
+}
+
+/// The spellings of each flag a restricted command line refuses or
+/// ignores, as `allow_args` names them (the first is the one messages
+/// use). This is the one list of them: `cli::restrict` attaches what each
+/// flag does to these names, and its tests check it covers every one.
+pub mod flag {
+    pub const LOG_FILE: &[&str] = &["-X", "--log-file"];
+    pub const FILE: &[&str] = &["--file"];
+    pub const PASSWORD_COMMAND: &[&str] = &["--password-command"];
+    pub const HOST: &[&str] = &["--host"];
+    pub const PORT: &[&str] = &["--port"];
+    pub const TLS: &[&str] = &["--tls"];
+    pub const TLS_VERIFY: &[&str] = &["--tls-verify"];
+    pub const TLS_CA_FILE: &[&str] = &["--tls-ca-file"];
+    pub const AUTH: &[&str] = &["--auth"];
+    pub const USER: &[&str] = &["--user"];
+
+    /// Every one of them.
+    pub const ALL: &[&[&str]] = &[
+        LOG_FILE,
+        FILE,
+        PASSWORD_COMMAND,
+        HOST,
+        PORT,
+        TLS,
+        TLS_VERIFY,
+        TLS_CA_FILE,
+        AUTH,
+        USER,
+    ];
+}
+
+/// Whether `entry` may stand in `allow_args`: the name of a restricted
+/// flag, in any of its spellings.
+pub fn check_allowable(entry: &str) -> Result<(), String> {
+    if entry == "-C" {
+        return Err(
+            "-C is allowed through allow_config_dirs (the directories it may load from), not allow_args"
+                .into(),
+        );
+    }
+    if flag::ALL.iter().any(|names| names.contains(&entry)) {
+        return Ok(());
+    }
+    let all: Vec<&str> = flag::ALL.iter().map(|names| names[0]).collect();
+    Err(format!(
+        "{entry:?} is not a restricted flag: the flags allow_args can allow are {}",
+        all.join(", ")
+    ))
 }
 
 /// The system's rules for restricted command lines.
@@ -55,7 +106,7 @@ pub(crate) fn from_raw(
     };
     let allow_args = list(allow_args);
     for a in &allow_args {
-        if let Err(m) = crate::cli::restrict::check_allowable(a) {
+        if let Err(m) = check_allowable(a) {
             return Err(loc.bad_value(&[], "allow_args", m));
         }
     }
