@@ -920,7 +920,6 @@ fn is_root() -> bool {
 /// home, so that no system spool root could write is usable either;
 /// otherwise as ourselves.
 fn run_unprivileged_if_root(env: &Env, cfg: &str, argv: &[&str], stdin: &[u8]) -> Out {
-    use std::io::Write;
     use std::os::unix::fs::{PermissionsExt, chown};
     use std::os::unix::process::CommandExt;
     if !is_root() {
@@ -933,14 +932,7 @@ fn run_unprivileged_if_root(env: &Env, cfg: &str, argv: &[&str], stdin: &[u8]) -
     std::fs::set_permissions(cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut cmd = env.command(argv);
     cmd.uid(NOBODY).gid(NOBODY);
-    let mut child = cmd.spawn().unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_command(&mut cmd, stdin)
 }
 
 /// The delivery paths of the table.

@@ -12,7 +12,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -156,14 +155,7 @@ impl World {
                 cmd.env("HOME", self.path("root")).env("LOGNAME", "root");
             }
         }
-        let mut child = cmd.spawn().unwrap();
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_command(&mut cmd, stdin)
     }
 
     /// The files queued in `uid`'s directory of the system spool.

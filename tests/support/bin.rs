@@ -69,14 +69,20 @@ impl BinEnv {
     pub fn run_env(&self, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Out {
         let mut cmd = self.command(args);
         cmd.envs(env.iter().copied());
-        let mut child = cmd.spawn().unwrap();
-        // A binary that fails early may not read its input: that is fine.
-        let _ = child.stdin.take().unwrap().write_all(stdin);
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_command(&mut cmd, stdin)
+    }
+}
+
+/// Runs a prepared command (standard input, output and error piped), feeds
+/// it `stdin` and collects what it printed.
+pub fn run_command(cmd: &mut std::process::Command, stdin: &[u8]) -> Out {
+    let mut child = cmd.spawn().unwrap();
+    // A binary that fails early may not read its input: that is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
