@@ -80,15 +80,6 @@ impl Env {
     }
 }
 
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn msg(subject: &str) -> Vec<u8> {
-    format!("From: a@example.org\nSubject: {subject}\n\nbody of {subject}\n").into_bytes()
-}
-
 fn refusing_server() -> ScriptedServer {
     ScriptedServer::start(
         Script::new()

@@ -81,16 +81,6 @@ impl Env {
     }
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn msg(subject: &str) -> Vec<u8> {
-    format!("From: a@example.org\nSubject: {subject}\n\nbody of {subject}\n").into_bytes()
-}
-
 #[test]
 fn relay_down_then_up_delivers_exactly_once() {
     let env = Env::new();

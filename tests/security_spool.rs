@@ -63,16 +63,6 @@ fn users() -> Option<(u32, u32)> {
     }
 }
 
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn msg(subject: &str) -> Vec<u8> {
-    format!("From: a@example.org\nSubject: {subject}\n\nbody of {subject}\n").into_bytes()
-}
-
 /// A scratch area other users can traverse, with a system spool (root,
 /// 1733) and configuration files.
 struct World {

@@ -86,3 +86,14 @@ pub fn run_command(cmd: &mut std::process::Command, stdin: &[u8]) -> Out {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A small message whose subject and body name it.
+pub fn msg(subject: &str) -> Vec<u8> {
+    format!("From: a@example.org\nSubject: {subject}\n\nbody of {subject}\n").into_bytes()
+}

@@ -37,7 +37,7 @@ mod session;
 mod tls;
 mod transcript;
 
-pub use bin::{BinEnv, Out, run_command};
+pub use bin::{BinEnv, Out, closed_port, msg, run_command};
 pub use conn::{MAX_BUFFER, MAX_COMMAND_LINE, RawConn};
 pub use script::{
     Action, At, BUILTIN_AUTH_MECHANISMS, DEFAULT_CAPS, DEFAULT_IO_TIMEOUT, Hook, Matcher, Script,
